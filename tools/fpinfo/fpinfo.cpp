@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// fpinfo: report what this machine (usually the fastpath VM) offers the
+// fastpath systems: kernel, NVMe devices, RDMA devices, FUSE, BPF, nvmet, and
+// which fastpath kernel features are present.  Every line is probed, not
+// assumed: a missing feature says why.
+//
+//   $ fpinfo
+//   item          value
+//   ------------  ---------------------------------------------
+//   kernel        6.1.192-fastpath (fastpath kernel)
+//   nvme          nvme0n1: QEMU NVMe Ctrl, 1024 MiB, 512 B blocks
+//   ...
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "fastpath/cli.h"
+#include "fastpath/report.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_line(const fs::path& p) {
+  std::ifstream f(p);
+  std::string s;
+  std::getline(f, s);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n')) s.pop_back();
+  return s;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+struct Row {
+  std::string item, value;
+};
+
+std::string kernel_row(bool& fastpath_kernel) {
+  utsname u{};
+  ::uname(&u);
+  const std::string rel = u.release;
+  fastpath_kernel = rel.find("-fastpath") != std::string::npos;
+  return rel + (fastpath_kernel ? " (fastpath kernel)" : " (not a fastpath kernel: run inside the VM, make shell)");
+}
+
+std::vector<std::string> nvme_rows() {
+  std::vector<std::string> out;
+  const fs::path blk = "/sys/block";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(blk, ec)) {
+    const std::string name = e.path().filename();
+    if (name.rfind("nvme", 0) != 0) continue;
+    const auto sectors = std::stoull("0" + read_line(e.path() / "size"));
+    const std::string lbs = read_line(e.path() / "queue/logical_block_size");
+    const std::string model = read_line(e.path() / "device/model");
+    out.push_back(name + ": " + (model.empty() ? "?" : model) + ", " + std::to_string(sectors * 512 >> 20) + " MiB, " +
+                  lbs + " B blocks");
+  }
+  if (out.empty()) out.push_back("none (start the VM with --nvme IMG)");
+  return out;
+}
+
+std::string rdma_row() {
+  std::string devs;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/sys/class/infiniband", ec)) {
+    if (!devs.empty()) devs += ", ";
+    devs += e.path().filename().string();
+  }
+  if (!devs.empty()) return devs;
+  if (fs::exists("/sys/class/infiniband_verbs") || fs::exists("/sys/class/infiniband"))
+    return "RDMA core present, no device (create one: rdma link add rxe0 type rxe netdev IFACE)";
+  return "no RDMA core in this kernel";
+}
+
+std::string fuse_row() {
+  Fd fd(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
+  if (fd.get() >= 0) return "/dev/fuse opens";
+  return std::string("/dev/fuse: ") + std::strerror(errno);
+}
+
+std::string bpf_row() {
+  // The smallest valid program: r0 = 0; exit.
+  bpf_insn insns[2] = {};
+  insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;
+  insns[0].dst_reg = BPF_REG_0;
+  insns[1].code = BPF_JMP | BPF_EXIT;
+  bpf_attr attr{};
+  attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+  attr.insns = reinterpret_cast<std::uint64_t>(insns);
+  attr.insn_cnt = 2;
+  const char license[] = "GPL";
+  attr.license = reinterpret_cast<std::uint64_t>(license);
+  const long fd = ::syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+  if (fd < 0) return std::string("bpf(BPF_PROG_LOAD): ") + std::strerror(errno);
+  Fd guard(static_cast<int>(fd));
+  std::string jit = read_line("/proc/sys/net/core/bpf_jit_enable");
+  return "loads programs, JIT " + std::string(jit == "1" ? "on" : "off (" + jit + ")");
+}
+
+std::string nvmet_row() {
+  if (fs::exists("/sys/kernel/config/nvmet")) return "configfs /sys/kernel/config/nvmet present";
+  if (fs::exists("/sys/kernel/config")) return "configfs mounted, no nvmet in this kernel";
+  return "configfs not mounted (mount -t configfs none /sys/kernel/config)";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"fpinfo: report the fastpath platform features of this machine"};
+  std::string json_path;
+  app.add_option("--json", json_path, "also write the report as JSON to this file ('-' for stdout)");
+  if (int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
+
+  bool fastpath_kernel = false;
+  fastpath::Table t({"item", "value"});
+  t.add_row({"kernel", kernel_row(fastpath_kernel)});
+  t.add_row({"cpus", std::to_string(::sysconf(_SC_NPROCESSORS_ONLN))});
+  t.add_row({"memory", std::to_string(::sysconf(_SC_PHYS_PAGES) * ::sysconf(_SC_PAGE_SIZE) >> 20) + " MiB"});
+  for (const auto& n : nvme_rows()) t.add_row({"nvme", n});
+  t.add_row({"rdma", rdma_row()});
+  t.add_row({"fuse", fuse_row()});
+  t.add_row({"bpf", bpf_row()});
+  t.add_row({"nvmet", nvmet_row()});
+
+  // fastpath kernel features: each names the issue that adds it.
+  t.add_row({"xrp", "not in this kernel yet (read_xrp syscall: issue 3)"});
+  t.add_row({"dfuse leases", "not in this kernel yet (FUSE lease mode: issue 4)"});
+
+  if (json_path.empty()) {
+    t.print(std::cout);
+    return 0;
+  }
+  t.print(std::cerr);
+  try {
+    fastpath::write_json({{"tool", "fpinfo"}, {"fastpath_kernel", fastpath_kernel}, {"items", t.to_json()}}, json_path);
+  } catch (const std::exception& e) {
+    fastpath::cli::error("fpinfo", e.what());
+    return 1;
+  }
+  return 0;
+}
