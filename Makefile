@@ -1,0 +1,66 @@
+# fastpath: one entry point.
+#
+#   make demo      set up everything (packages, kernel, tools) and run the demo in the VM
+#   make test      deps + tools + host tests + kernel + tests in the VM (what CI runs)
+#
+#   make deps        install Debian packages (scripts/install-deps.sh)
+#   make kernel      prepare linux/ and build bzImage, or reuse the cached build (DEBUG=1: BTF, KASAN, lockdep)
+#   make tools       build tools/ and fuse-dfuse/ (CMake, build/)
+#   make bpf         build bpf/*.bpf.c
+#   make selftests   build and install the kselftests without running them
+#   make host-test   unit tests (ctest) and pipeline tests on the host
+#   make vm-test     VM runner checks and all kselftests in the VM
+#   make shell       interactive shell in the VM
+#   make clean       remove build outputs (not linux/ or the kernel cache)
+
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+.PHONY: all deps kernel tools bpf selftests host-test pipeline-test vm-test test demo shell clean
+
+BUILD ?= build
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+
+all: tools bpf
+
+deps:
+	$(Q)scripts/install-deps.sh
+
+kernel:
+	$(Q)scripts/kernel build >/dev/null
+
+$(BUILD)/build.ninja: CMakeLists.txt
+	$(Q)cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+tools: $(BUILD)/build.ninja
+	$(Q)cmake --build $(BUILD) $(if $(filter 1,$(V)),-v,)
+
+bpf:
+	$(Q)$(MAKE) -s -C bpf
+
+selftests: kernel
+	$(Q)scripts/ksft --build-only
+
+host-test: tools bpf
+	$(Q)ctest --test-dir $(BUILD) --output-on-failure -j2
+	$(Q)scripts/tests/kernel-pipeline.sh
+
+vm-test: kernel
+	$(Q)scripts/tests/vng.sh
+	$(Q)scripts/tests/ksft-failure.sh
+	$(Q)scripts/ksft
+
+test: deps tools host-test kernel vm-test
+	@echo "make test: all passed"
+
+demo: deps tools kernel
+	$(Q)scripts/demo
+
+shell: kernel
+	$(Q)mkdir -p $(BUILD)/vm
+	$(Q)truncate -s 1G $(BUILD)/vm/nvme0.img
+	$(Q)scripts/vng --run "$$(scripts/kernel image)" --memory 4G --nvme $(BUILD)/vm/nvme0.img
+
+clean:
+	$(Q)rm -rf $(BUILD)
+	$(Q)$(MAKE) -s -C bpf clean
