@@ -11,13 +11,16 @@ rm -rf "$T"
 mkdir -p "$T"
 truncate -s 64M "$T/a.img" "$T/b.img"
 
-plan 14
+plan 15
 expect_rc 0 "command succeeds" -- "$VNG" --run "$K" -- uname -r
 expect_grep '^6\.1\.[0-9]+-fastpath' "uname -r shows the fastpath kernel"
 expect_rc 7 "command's exit status is returned" -- "$VNG" --run "$K" -- sh -c 'echo to-stdout; echo to-stderr >&2; exit 7'
 expect_grep 'to-stderr' "command's output is streamed"
 expect_rc 0 "project dir is writable and runs in the caller's cwd" -- \
 	bash -c "cd '$T' && '$VNG' --run '$K' -- sh -c 'pwd > cwd.txt' && grep -qx '$T' '$T/cwd.txt'"
+expect_rc 0 "a project under /tmp is mounted writable (CI may clone there)" -- \
+	bash -c "rm -rf /tmp/fp-proj-test && mkdir -p /tmp/fp-proj-test && cp -a '$ROOT/scripts' /tmp/fp-proj-test/ &&
+	/tmp/fp-proj-test/scripts/vng --run '$K' -- sh -c 'echo ok > /tmp/fp-proj-test/w' && grep -qx ok /tmp/fp-proj-test/w; rc=\$?; rm -rf /tmp/fp-proj-test; exit \$rc"
 expect_rc 1 "host root is read-only" -- "$VNG" --run "$K" -- sh -c 'touch /usr/fastpath-ro-test 2>/dev/null || exit 1'
 expect_rc 0 "/etc, /tmp, /root are writable" -- "$VNG" --run "$K" -- sh -c 'echo x > /etc/fp && echo x > /tmp/fp && echo x > /root/fp'
 expect_rc 0 "--nvme gives 512 and 4096-byte namespaces, --cpus and --memory apply" -- \
