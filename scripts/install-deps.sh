@@ -8,7 +8,7 @@ PKGS=(
 	build-essential bc flex bison libelf-dev libssl-dev dwarves ccache cpio kmod
 	linux-source-6.1 xz-utils git rsync python3 pkg-config
 	# VM
-	qemu-system-x86 e2fsprogs util-linux iproute2
+	qemu-system-x86 e2fsprogs util-linux fdisk mount iproute2
 	# BPF
 	clang llvm lld libbpf-dev bpftool
 	# user space build and tests

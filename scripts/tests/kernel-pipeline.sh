@@ -16,7 +16,7 @@ mkdir -p "$S/fp"
 cp -a "$ROOT/scripts" "$ROOT/configs" "$ROOT/patches" "$S/fp/"
 K=$S/fp/scripts/kernel
 
-plan 12
+plan 14
 expect_rc 0 "a copy of the project has the same cache key" -- \
 	bash -c "[ \"\$('$K' key)\" = \"\$('$ROOT/scripts/kernel' key)\" ]"
 
@@ -61,11 +61,19 @@ expect_rc 0 "prepare succeeds with the project's series" -- "$K" prepare
 			-m "Adds a comment so the export round trip has a change to carry."
 ) >/dev/null
 expect_rc 0 "patch-export writes the commit to patches/" -- "$S/fp/scripts/patch-export"
-expect_rc 0 "series lists exactly the exported patch" -- \
-	bash -c "grep -v '^#' '$S/fp/patches/linux/series' | grep -qx '0001-init-mark-the-pipeline-test-build.patch'"
+n_before=$(grep -vc '^#' "$ROOT/patches/linux/series" || true)
+expect_rc 0 "series lists the project's patches and then the exported one" -- \
+	bash -c "[ \"\$(grep -v '^#' '$S/fp/patches/linux/series' | wc -l)\" = $((n_before + 1)) ] &&
+	grep -v '^#' '$S/fp/patches/linux/series' | tail -1 | grep -qE '^[0-9]{4}-init-mark-the-pipeline-test-build.patch$'"
 rm -rf "$S/fp/linux"
 expect_rc 0 "a fresh linux/ gets the exported change" -- \
 	bash -c "'$K' prepare && grep -q 'fastpath pipeline test' '$S/fp/linux/init/version.c'"
+
+# DEBUG=1 merges debug.config last; its overrides of base.config are not failures.
+expect_rc 0 "DEBUG=1 merges and verifies debug.config (BTF, KASAN, lockdep)" -- \
+	bash -c "DEBUG=1 '$K' prepare && grep -qx CONFIG_DEBUG_INFO_BTF=y '$S/fp/linux/.config' && grep -qx CONFIG_KASAN=y '$S/fp/linux/.config' && grep -qx CONFIG_PROVE_LOCKING=y '$S/fp/linux/.config'"
+expect_rc 0 "DEBUG=1 has its own cache key" -- \
+	bash -c "[ \"\$(DEBUG=1 '$K' key)\" != \"\$('$K' key)\" ]"
 
 # A requested option that cannot be set.
 echo 'CONFIG_FASTPATH_NO_SUCH_OPTION=y' >"$S/fp/configs/zz-test.config"
