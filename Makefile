@@ -1,10 +1,12 @@
 # fastpath: one entry point.
 #
 #   make demo      set up everything (packages, kernel, tools) and run the demo in the VM
-#   make test      deps + tools + host tests + kernel + tests in the VM (what CI runs)
+#   make test      deps + kernel + tools + host tests + tests in the VM (what CI runs)
 #
 #   make deps        install Debian packages (scripts/install-deps.sh)
-#   make kernel      prepare linux/ and build bzImage, or reuse the cached build (DEBUG=1: BTF, KASAN, lockdep)
+#   make kernel      prepare linux/, export its uapi headers (linux/usr/include, used by
+#                    bpf/ and tools/), build bzImage or reuse the cached build
+#                    (DEBUG=1: BTF, KASAN, lockdep)
 #   make tools       build tools/ and fuse-dfuse/ (CMake, build/)
 #   make bpf         build bpf/*.bpf.c
 #   make selftests   build and install the kselftests without running them
@@ -45,15 +47,16 @@ host-test: tools bpf
 	$(Q)ctest --test-dir $(BUILD) --output-on-failure -j2
 	$(Q)scripts/tests/kernel-pipeline.sh
 
-vm-test: kernel
+vm-test: kernel tools bpf
 	$(Q)scripts/tests/vng.sh
 	$(Q)scripts/tests/ksft-failure.sh
 	$(Q)scripts/ksft
 
-test: deps tools host-test kernel vm-test
+# The kernel comes first: bpf/ and tools/ build against its uapi headers.
+test: deps kernel tools host-test vm-test
 	@echo "make test: all passed"
 
-demo: deps tools kernel
+demo: deps kernel tools bpf
 	$(Q)scripts/demo
 
 shell: kernel
