@@ -42,6 +42,24 @@ struct bpfkv_xrp_out {
 #define BPFKV_NOWHERE 0xffffffffu
 #define BPFKV_MASK64 (BPFKV_XRP_DATA_SIZE - 8)
 
+/*
+ * x & mask, kept by the compiler.  When clang can prove the mask redundant
+ * (the index was compared against the bound just before) it drops it, and
+ * the verifier, which may have lost that bound across a zero-extension,
+ * then rejects the access as unbounded.  The empty asm makes the value
+ * opaque so the AND stays.
+ */
+#ifdef __bpf__
+#define BPFKV_IDX(x, mask)                          \
+	({                                          \
+		__u32 __bpfkv_v = (__u32)(x);       \
+		asm volatile("" : "+r"(__bpfkv_v)); \
+		__bpfkv_v & (mask);                 \
+	})
+#else
+#define BPFKV_IDX(x, mask) ((__u32)(x) & (mask))
+#endif
+
 BPFKV_FN __u64 bpfkv_ld64(const __u8 *base, __u32 off)
 {
 #ifdef __bpf__
@@ -52,6 +70,18 @@ BPFKV_FN __u64 bpfkv_ld64(const __u8 *base, __u32 off)
 	memcpy(&v, base + (off & BPFKV_MASK64), sizeof(v));
 	return v;
 #endif
+}
+
+/*
+ * The key count of the node at data[in], read afresh each time.  A count
+ * kept in a register would be narrowed by every loop exit that compares
+ * against it, down to one exact value per exit, and the verifier would then
+ * walk everything after the loop once per value.  A fresh load is just an
+ * unknown number again.
+ */
+BPFKV_FN __u32 bpfkv_node_nkeys(const __u8 *data, __u32 in)
+{
+	return (__u32)(*(const volatile __u64 *)(data + (in & BPFKV_MASK64)) >> 48);
 }
 
 BPFKV_FN void bpfkv_st64(__u8 *base, __u32 off, __u64 v)
@@ -93,10 +123,11 @@ BPFKV_FN __u32 bpfkv_locate(__u64 want, __u32 len, __u64 cur_addr, __u32 data_le
 	return (__u32)(want - cur_addr);
 }
 
-/* Number of the n keys at data[keys] that are <= key (binary search, n <= 255). */
-BPFKV_FN __u32 bpfkv_count_le(const __u8 *data, __u32 keys, __u32 n, __u64 key)
+/* Number of keys of the node at data[in] that are <= key (binary search, at most 255 keys). */
+BPFKV_FN __u32 bpfkv_count_le(const __u8 *data, __u32 in, __u32 node_size, __u64 key)
 {
-	__u32 lo = 0, hi = n, mid, it;
+	__u32 keys = in + BPFKV_NODE_KEYS(node_size);
+	__u32 lo = 0, hi = bpfkv_node_nkeys(data, in), mid, it;
 
 	for (it = 0; it < 9; it++) {
 		if (lo >= hi)
@@ -111,9 +142,9 @@ BPFKV_FN __u32 bpfkv_count_le(const __u8 *data, __u32 keys, __u32 n, __u64 key)
 }
 
 /* Number of keys < key. */
-BPFKV_FN __u32 bpfkv_count_lt(const __u8 *data, __u32 keys, __u32 n, __u64 key)
+BPFKV_FN __u32 bpfkv_count_lt(const __u8 *data, __u32 in, __u32 node_size, __u64 key)
 {
-	return key ? bpfkv_count_le(data, keys, n, key - 1) : 0;
+	return key ? bpfkv_count_le(data, in, node_size, key - 1) : 0;
 }
 
 /*
@@ -121,7 +152,7 @@ BPFKV_FN __u32 bpfkv_count_lt(const __u8 *data, __u32 keys, __u32 n, __u64 key)
  * nkeys, keys strictly increasing and inside [w->lo, w->hi].
  */
 BPFKV_FN __u32 bpfkv_check_node(const __u8 *data, __u32 in, const struct bpfkv_xrp_params *p,
-				const struct bpfkv_xrp_walk *w, __u32 *nkeys)
+				const struct bpfkv_xrp_walk *w)
 {
 	__u64 hdr = bpfkv_ld64(data, in);
 	__u32 type = w->level + 1 == p->layers ? BPFKV_NODE_LEAF : BPFKV_NODE_INNER;
@@ -136,7 +167,7 @@ BPFKV_FN __u32 bpfkv_check_node(const __u8 *data, __u32 in, const struct bpfkv_x
 	if (n == 0 || n > p->fanout)
 		return BPFKV_E_NKEYS;
 	for (i = 0; i < BPFKV_MAX_FANOUT; i++) {
-		if (i >= n)
+		if (i >= bpfkv_node_nkeys(data, in))
 			break;
 		k = bpfkv_ld64(data, keys + 8 * i);
 		if (i > 0 && k <= prev)
@@ -145,7 +176,6 @@ BPFKV_FN __u32 bpfkv_check_node(const __u8 *data, __u32 in, const struct bpfkv_x
 	}
 	if (bpfkv_ld64(data, keys) < w->lo || prev > w->hi)
 		return BPFKV_E_BOUNDS;
-	*nkeys = n;
 	return BPFKV_OK;
 }
 
@@ -218,7 +248,7 @@ BPFKV_FN void bpfkv_walk_reset(struct bpfkv_xrp_walk *w)
 
 BPFKV_FN void bpfkv_get_finish_key(struct bpfkv_get_scratch *s, __u32 i, __u8 found)
 {
-	s->found[i & (BPFKV_GET_MAX - 1)] = found;
+	s->found[BPFKV_IDX(i, BPFKV_GET_MAX - 1)] = found;
 	s->next = i + 1;
 	bpfkv_walk_reset(&s->w);
 }
@@ -312,7 +342,7 @@ BPFKV_FN void bpfkv_get_step(const __u8 *data, __u32 data_len, __u64 cur_addr, _
 		bpfkv_fail(&s->w, BPFKV_E_PARAMS, cur_addr, out);
 		return;
 	}
-	key = s->keys[i & (BPFKV_GET_MAX - 1)];
+	key = s->keys[BPFKV_IDX(i, BPFKV_GET_MAX - 1)];
 	if (s->w.level < s->p.layers)
 		bpfkv_get_node(data, data_len, cur_addr, s, i, key, out);
 	else
@@ -396,8 +426,8 @@ BPFKV_FN void bpfkv_scan_take(const __u8 *data, __u32 in, __u32 n, struct bpfkv_
 			bpfkv_fail(w, BPFKV_E_VPTR, s->leaf, out);
 			return;
 		}
-		s->chunk_keys[j & (BPFKV_CHUNK - 1)] = k;
-		s->chunk_ptrs[j & (BPFKV_CHUNK - 1)] = ptr;
+		s->chunk_keys[BPFKV_IDX(j, BPFKV_CHUNK - 1)] = k;
+		s->chunk_ptrs[BPFKV_IDX(j, BPFKV_CHUNK - 1)] = ptr;
 	}
 	sl = first + j;
 	if (sl >= n)
@@ -490,7 +520,7 @@ BPFKV_FN void bpfkv_scan_values(const __u8 *data, __u32 data_len, __u64 cur_addr
 			break;
 		if (range && s->nresults >= s->max_results)
 			break;
-		ptr = s->chunk_ptrs[ci & (BPFKV_CHUNK - 1)];
+		ptr = s->chunk_ptrs[BPFKV_IDX(ci, BPFKV_CHUNK - 1)];
 		in = bpfkv_locate(ptr, p->value_size, cur_addr, data_len);
 		if (in == BPFKV_NOWHERE) {
 			if (j == 0) {
@@ -499,7 +529,7 @@ BPFKV_FN void bpfkv_scan_values(const __u8 *data, __u32 data_len, __u64 cur_addr
 			}
 			break; /* in another block: read it next */
 		}
-		k = s->chunk_keys[ci & (BPFKV_CHUNK - 1)];
+		k = s->chunk_keys[BPFKV_IDX(ci, BPFKV_CHUNK - 1)];
 		if (bpfkv_ld64(data, in + 8 * BPFKV_VALUE_KEY_WORD) != k) {
 			bpfkv_fail(w, BPFKV_E_VALUE, ptr, out);
 			return;
@@ -509,7 +539,7 @@ BPFKV_FN void bpfkv_scan_values(const __u8 *data, __u32 data_len, __u64 cur_addr
 		s->ci = ci + 1;
 	}
 	if (s->ci < s->nchunk && s->ci < BPFKV_CHUNK)
-		w->want = s->chunk_ptrs[s->ci & (BPFKV_CHUNK - 1)];
+		w->want = s->chunk_ptrs[BPFKV_IDX(s->ci, BPFKV_CHUNK - 1)];
 	else
 		bpfkv_scan_after(s);
 }

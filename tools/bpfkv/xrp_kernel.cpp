@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "xrp.h"
@@ -75,26 +76,36 @@ class Program {
   int fd_ = -1;
 };
 
+// Programs are loaded on first use, so that a GET-only run does not depend on
+// the RANGE and AGG programs passing the verifier.
 class KernelXrp : public XrpDriver {
  public:
-  explicit KernelXrp(const DbFile& db)
-      : db_(db),
-        get_("bpfkv_get", [](bpfkv_get_bpf& s) { return s.progs.bpfkv_get; }),
-        range_("bpfkv_range", [](bpfkv_range_bpf& s) { return s.progs.bpfkv_range; }),
-        agg_("bpfkv_agg", [](bpfkv_agg_bpf& s) { return s.progs.bpfkv_agg; }),
-        buf_(BPFKV_XRP_DATA_SIZE) {}
+  explicit KernelXrp(const DbFile& db) : db_(db), buf_(BPFKV_XRP_DATA_SIZE) {}
 
   long call(XrpProgram prog, std::uint64_t offset, std::uint32_t count, std::byte* scratch) override {
-    const int prog_fd = prog == XrpProgram::Get ? get_.fd() : prog == XrpProgram::Range ? range_.fd() : agg_.fd();
-    const long rc = ::syscall(__NR_read_xrp, db_.fd(), buf_.data(), count, offset, prog_fd, scratch);
+    const long rc = ::syscall(__NR_read_xrp, db_.fd(), buf_.data(), count, offset, prog_fd(prog), scratch);
     return rc < 0 ? -errno : rc;
   }
 
  private:
+  int prog_fd(XrpProgram prog) {
+    switch (prog) {
+      case XrpProgram::Get:
+        if (!get_) get_.emplace("bpfkv_get", [](bpfkv_get_bpf& s) { return s.progs.bpfkv_get; });
+        return get_->fd();
+      case XrpProgram::Range:
+        if (!range_) range_.emplace("bpfkv_range", [](bpfkv_range_bpf& s) { return s.progs.bpfkv_range; });
+        return range_->fd();
+      default:
+        if (!agg_) agg_.emplace("bpfkv_agg", [](bpfkv_agg_bpf& s) { return s.progs.bpfkv_agg; });
+        return agg_->fd();
+    }
+  }
+
   const DbFile& db_;
-  Program<bpfkv_get_bpf> get_;
-  Program<bpfkv_range_bpf> range_;
-  Program<bpfkv_agg_bpf> agg_;
+  std::optional<Program<bpfkv_get_bpf>> get_;
+  std::optional<Program<bpfkv_range_bpf>> range_;
+  std::optional<Program<bpfkv_agg_bpf>> agg_;
   AlignedBuffer buf_;
 };
 
