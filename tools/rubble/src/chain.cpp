@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "chain.h"
+
+#include <charconv>
+
+namespace fastpath::rubble {
+
+std::optional<Role> parse_role(std::string_view text) {
+  if (text == "head") return Role::kHead;
+  if (text == "middle") return Role::kMiddle;
+  if (text == "tail") return Role::kTail;
+  return std::nullopt;
+}
+
+std::optional<Mode> parse_mode(std::string_view text) {
+  if (text == "baseline") return Mode::kBaseline;
+  if (text == "rubble") return Mode::kRubble;
+  return std::nullopt;
+}
+
+const char* to_string(Role role) {
+  switch (role) {
+    case Role::kHead:
+      return "head";
+    case Role::kMiddle:
+      return "middle";
+    case Role::kTail:
+      return "tail";
+  }
+  return "?";
+}
+
+const char* to_string(Mode mode) {
+  return mode == Mode::kRubble ? "rubble" : "baseline";
+}
+
+std::string check_loopback_address(std::string_view addr, std::string_view option) {
+  const auto colon = addr.rfind(':');
+  const std::string where = std::string(option) + " '" + std::string(addr) + "'";
+  if (colon == std::string_view::npos || colon + 1 == addr.size())
+    return where + ": expected HOST:PORT, e.g. 127.0.0.1:7000";
+  const auto host = addr.substr(0, colon);
+  const auto port_text = addr.substr(colon + 1);
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535)
+    return where + ": port must be a number from 0 to 65535";
+  if (host != "127.0.0.1" && host != "localhost" && host != "[::1]")
+    return where + ": only loopback addresses (127.0.0.1, localhost, [::1]) are supported so far";
+  return "";
+}
+
+std::string check_client_op(Role role, ClientOp op) {
+  const bool write = op != ClientOp::kGet;
+  if (write && role != Role::kHead)
+    return std::string("this node is the ") + to_string(role) + ": writes enter the chain at the head";
+  if (!write && role != Role::kTail)
+    return std::string("this node is the ") + to_string(role) + ": reads are served by the tail";
+  return "";
+}
+
+std::string check_key_value(std::string_view key, std::size_t value_size) {
+  if (key.empty()) return "key is empty: keys must have 1 to 65536 bytes";
+  if (key.size() > kMaxKeyBytes)
+    return "key has " + std::to_string(key.size()) + " bytes: keys must have 1 to 65536 bytes";
+  if (value_size > kMaxValueBytes)
+    return "value has " + std::to_string(value_size) + " bytes: values may have at most 8 MiB";
+  return "";
+}
+
+std::string ReplicaSession::refuse(std::string why) {
+  state_ = State::kClosed;
+  return why;
+}
+
+std::string ReplicaSession::on_hello(const HelloInfo& hello) {
+  if (state_ != State::kAwaitHello) return refuse("protocol error: a second Hello on one replication stream");
+  if (hello.chain_id.empty()) return refuse("protocol error: Hello without a chain id");
+  if (hello.position == 0) return refuse("protocol error: Hello with position 0 (position 0 is the head)");
+  const auto mode = parse_mode(hello.mode);
+  if (!mode) return refuse("protocol error: Hello with unknown mode '" + hello.mode + "'");
+  if (*mode != local_.mode)
+    return refuse(std::string("the head runs in ") + hello.mode + " mode but this node was started with --mode " +
+                  to_string(local_.mode) + ": start every node of a chain with the same --mode");
+  if (!local_.chain_id.empty() && local_.chain_id != hello.chain_id)
+    return refuse("this node's --db holds data of chain '" + local_.chain_id + "' but the head belongs to chain '" +
+                  hello.chain_id + "': give this node an empty --db directory or the one of chain '" + hello.chain_id +
+                  "'");
+  if (local_.mode == Mode::kBaseline && local_.applied_seq != hello.head_seq)
+    return refuse("this node has applied entries up to " + std::to_string(local_.applied_seq) + " but the head is at " +
+                  std::to_string(hello.head_seq) +
+                  ": the replicas diverged and re-synchronisation is not implemented yet; start the chain from "
+                  "empty --db directories");
+  if (local_.mode == Mode::kRubble && hello.slot_size != local_.slot_size)
+    return refuse("the head writes slots of " + std::to_string(hello.slot_size) + " bytes but this node's pool has " +
+                  std::to_string(local_.slot_size) + "-byte slots: start every node with the same --sst-size");
+  adopted_ = local_.chain_id.empty();
+  position_ = hello.position;
+  next_seq_ = hello.head_seq + 1;
+  state_ = State::kStreaming;
+  return "";
+}
+
+std::string ReplicaSession::on_entry(std::uint64_t seq) {
+  if (state_ == State::kAwaitHello) return refuse("protocol error: entries before the Hello");
+  if (state_ == State::kClosed) return "protocol error: entry on a closed replication stream";
+  if (seq != next_seq_)
+    return refuse("protocol error: entry " + std::to_string(seq) + " arrived but " + std::to_string(next_seq_) +
+                  " was expected (entries must arrive in sequence, without gaps or repeats)");
+  ++next_seq_;
+  return "";
+}
+
+void AckTracker::ack(std::uint64_t seq) {
+  {
+    std::lock_guard lock(mu_);
+    if (seq <= acked_) return;
+    acked_ = seq;
+  }
+  cv_.notify_all();
+}
+
+void AckTracker::fail(const std::string& why) {
+  {
+    std::lock_guard lock(mu_);
+    if (!failure_.empty()) return;
+    failure_ = why.empty() ? "chain broken" : why;
+  }
+  cv_.notify_all();
+}
+
+AckTracker::Wait AckTracker::wait(std::uint64_t seq, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  const bool done = cv_.wait_until(lock, deadline, [&] { return acked_ >= seq || !failure_.empty(); });
+  if (acked_ >= seq) return Wait::kAcked;
+  return done ? Wait::kFailed : Wait::kTimeout;
+}
+
+std::uint64_t AckTracker::acked() const {
+  std::lock_guard lock(mu_);
+  return acked_;
+}
+
+std::string AckTracker::failure() const {
+  std::lock_guard lock(mu_);
+  return failure_;
+}
+
+}  // namespace fastpath::rubble

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "head.h"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "rubble_head.h"
+
+namespace fastpath::rubble {
+
+namespace {
+
+constexpr std::size_t kMaxQueuedBytes = 64 << 20;
+constexpr std::size_t kMaxBatchBytes = 4 << 20;
+
+std::string rocksdb_dir(const std::string& db) {
+  return (std::filesystem::absolute(db) / "rocksdb").string();
+}
+
+}  // namespace
+
+Head::Head(NodeOptions options, Identity identity) : options_(std::move(options)), identity_(std::move(identity)) {}
+
+Head::~Head() {
+  stop();
+}
+
+void Head::start() {
+  if (options_.mode == Mode::kRubble) rubble_ = std::make_unique<RubbleHead>(options_, identity_, acks_);
+  StoreOptions so;
+  so.sst_size = options_.sst_size;
+  std::uint64_t head_seq = 0;
+  if (options_.mode == Mode::kBaseline) {
+    store_ = Store::open_primary(rocksdb_dir(options_.db), so);
+    head_seq = store_->applied_seq();
+  }
+  sequencer_ = std::make_unique<Sequencer>(head_seq, kMaxQueuedBytes);
+  connect_chain();
+  sender_ = std::thread([this] { sender_loop(); });
+  if (rubble_) store_ = rubble_->open_store(rocksdb_dir(options_.db), so, *sequencer_);
+}
+
+void Head::connect_chain() {
+  down_ = std::make_unique<Downstream>(options_.next, options_.connect_timeout);
+  if (auto e = down_->connect(); !e.empty()) throw std::runtime_error(e);
+  wire::Hello hello;
+  hello.set_chain_id(identity_.chain_id);
+  hello.set_mode(to_string(options_.mode));
+  hello.set_position(1);
+  hello.set_head_seq(sequencer_->last_seq());
+  if (rubble_) hello.set_slot_size(rubble_->slot_size());
+  wire::ChainAck reply;
+  auto e = down_->open(
+      hello, &reply, [this](const wire::ChainAck& a) { on_ack(a); }, [this](const std::string& w) { on_end(w); });
+  if (!e.empty()) throw std::runtime_error("the chain refused to start: " + e);
+  check_hello_reply(reply);
+  acks_.ack(sequencer_->last_seq());
+}
+
+void Head::check_hello_reply(const wire::ChainAck& reply) const {
+  if (rubble_) rubble_->check_hello_reply(reply);
+}
+
+void Head::stop() {
+  if (stopping_.exchange(true)) return;
+  if (sequencer_) sequencer_->close();
+  if (sender_.joinable()) sender_.join();
+  if (down_) down_->close();
+  acks_.fail("the head is shutting down");
+  store_.reset();
+  rubble_.reset();
+}
+
+grpc::Status Head::put(const std::string& key, const std::string& value, wire::WriteReply* reply) {
+  if (auto e = check_key_value(key, value.size()); !e.empty()) return {grpc::StatusCode::INVALID_ARGUMENT, e};
+  wire::KvOp op;
+  op.set_type(wire::KvOp::PUT);
+  op.set_key(key);
+  op.set_value(value);
+  return write(std::move(op), reply);
+}
+
+grpc::Status Head::del(const std::string& key, wire::WriteReply* reply) {
+  if (auto e = check_key_value(key, 0); !e.empty()) return {grpc::StatusCode::INVALID_ARGUMENT, e};
+  wire::KvOp op;
+  op.set_type(wire::KvOp::DELETE);
+  op.set_key(key);
+  return write(std::move(op), reply);
+}
+
+grpc::Status Head::write(wire::KvOp op, wire::WriteReply* reply) {
+  if (auto f = acks_.failure(); !f.empty()) return {grpc::StatusCode::UNAVAILABLE, f};
+  if (rubble_) {
+    const auto st = op.type() == wire::KvOp::PUT ? store_->put(op.key(), op.value()) : store_->del(op.key());
+    if (!st.ok()) return {grpc::StatusCode::INTERNAL, "the head's RocksDB refused the write: " + st.ToString()};
+    return wait_ack(sequencer_->last_seq(), reply);
+  }
+  wire::Entry entry;
+  *entry.mutable_kv() = std::move(op);
+  const std::uint64_t seq = sequencer_->submit(std::move(entry));
+  if (seq == 0) return {grpc::StatusCode::UNAVAILABLE, "the head is shutting down"};
+  return wait_ack(seq, reply);
+}
+
+grpc::Status Head::wait_ack(std::uint64_t seq, wire::WriteReply* reply) {
+  const auto deadline = std::chrono::steady_clock::now() + options_.ack_timeout;
+  switch (acks_.wait(seq, deadline)) {
+    case AckTracker::Wait::kAcked:
+      reply->set_seq(seq);
+      return grpc::Status::OK;
+    case AckTracker::Wait::kFailed:
+      return {grpc::StatusCode::UNAVAILABLE, acks_.failure()};
+    case AckTracker::Wait::kTimeout:
+      break;
+  }
+  return {grpc::StatusCode::DEADLINE_EXCEEDED, "the tail did not acknowledge entry " + std::to_string(seq) +
+                                                   " within --ack-timeout: a replica is lagging "
+                                                   "or stuck (check the successor at " +
+                                                   options_.next + ")"};
+}
+
+void Head::sender_loop() {
+  std::vector<wire::Entry> entries;
+  while (sequencer_->take(entries, kMaxBatchBytes, std::chrono::milliseconds(100))) {
+    if (entries.empty()) continue;
+    if (!ship(entries)) break;
+    entries.clear();
+  }
+}
+
+bool Head::ship(std::vector<wire::Entry>& entries) {
+  wire::ChainBatch batch;
+  for (auto& e : entries) *batch.add_entries() = std::move(e);
+  if (!rubble_) {
+    const auto st = store_->apply(batch);
+    if (!st.ok()) {
+      acks_.fail("the head's RocksDB failed to apply entries: " + st.ToString());
+      return false;
+    }
+  }
+  if (down_->write(batch)) return true;
+  acks_.fail("lost the replication stream to the successor at " + options_.next);
+  return false;
+}
+
+void Head::on_ack(const wire::ChainAck& ack) {
+  acks_.ack(ack.acked_seq());
+  if (rubble_) rubble_->on_releases(ack);
+}
+
+void Head::on_end(const std::string& why) {
+  acks_.fail("the chain is broken: " + why +
+             " (failure handling is not implemented yet: restart the chain from the tail)");
+  if (sequencer_) sequencer_->close();
+}
+
+void Head::fill_stats(wire::StatsReply* r) const {
+  r->set_chain_id(identity_.chain_id);
+  r->set_position(0);
+  r->set_applied_seq(sequencer_ ? sequencer_->last_seq() : 0);
+  r->set_acked_seq(acks_.acked());
+  r->set_bytes_sent(down_ ? down_->bytes_sent() : 0);
+  if (store_) {
+    const auto s = store_->stats();
+    r->set_flushes(s.flushes);
+    r->set_compactions(s.compactions);
+    r->set_flush_bytes(s.flush_bytes);
+    r->set_compact_bytes(s.compact_bytes);
+    r->set_live_sst_files(s.live_sst_files);
+    r->set_live_sst_bytes(s.live_sst_bytes);
+  }
+  if (rubble_) rubble_->fill_stats(r);
+}
+
+}  // namespace fastpath::rubble

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "node.h"
+
+#include <unistd.h>
+
+#include <stdexcept>
+
+#include "downstream.h"
+#include "procstat.h"
+
+namespace fastpath::rubble {
+
+Node::Node(NodeOptions options) : options_(std::move(options)) {}
+
+Node::~Node() {
+  stop();
+}
+
+Identity Node::head_identity(const std::optional<Identity>& found) const {
+  if (found) return *found;
+  Identity id{options_.chain_id.empty() ? random_id() : options_.chain_id, options_.mode};
+  write_identity(options_.db, id);
+  return id;
+}
+
+std::string Node::start() {
+  if (auto e = validate(options_); !e.empty()) throw std::runtime_error(e);
+  const auto found = check_db_dir(options_.db, options_.mode, options_.chain_id);
+  if (options_.role == Role::kHead) {
+    head_ = std::make_unique<Head>(options_, head_identity(found));
+    head_->start();
+    return listen();
+  }
+  replica_ = std::make_unique<Replica>(options_, found);
+  replica_->start();
+  auto addr = listen();
+  replica_->set_address(addr);
+  return addr;
+}
+
+std::string Node::listen() {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxSendMessageSize(64 << 20);
+  builder.RegisterService(this);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port == 0)
+    throw std::runtime_error("cannot listen on " + options_.listen +
+                             ": the port is in use or the address is not local; pick another --listen");
+  const auto colon = options_.listen.rfind(':');
+  return options_.listen.substr(0, colon) + ":" + std::to_string(port);
+}
+
+void Node::stop() {
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  if (head_) head_->stop();
+  server_.reset();
+  head_.reset();
+  replica_.reset();
+}
+
+grpc::Status Node::Put(grpc::ServerContext*, const wire::PutRequest* req, wire::WriteReply* reply) {
+  if (!head_) return {grpc::StatusCode::FAILED_PRECONDITION, check_client_op(options_.role, ClientOp::kPut)};
+  return head_->put(req->key(), req->value(), reply);
+}
+
+grpc::Status Node::Delete(grpc::ServerContext*, const wire::DeleteRequest* req, wire::WriteReply* reply) {
+  if (!head_) return {grpc::StatusCode::FAILED_PRECONDITION, check_client_op(options_.role, ClientOp::kDelete)};
+  return head_->del(req->key(), reply);
+}
+
+grpc::Status Node::Get(grpc::ServerContext*, const wire::GetRequest* req, wire::GetReply* reply) {
+  if (!replica_) return {grpc::StatusCode::FAILED_PRECONDITION, check_client_op(options_.role, ClientOp::kGet)};
+  return replica_->get(req->key(), reply);
+}
+
+grpc::Status Node::Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::StatsReply* reply) {
+  reply->set_role(to_string(options_.role));
+  reply->set_mode(to_string(options_.mode));
+  reply->set_pid(::getpid());
+  reply->set_cpu_seconds(cpu_seconds(::getpid()));
+  if (head_) head_->fill_stats(reply);
+  if (replica_) replica_->fill_stats(reply);
+  return grpc::Status::OK;
+}
+
+grpc::Status Node::Replicate(grpc::ServerContext* ctx,
+                             grpc::ServerReaderWriter<wire::ChainAck, wire::ChainBatch>* stream) {
+  if (!replica_) {
+    wire::ChainAck no;
+    no.set_error("the node at " + options_.listen +
+                 " is a head: a head has no predecessor; fix the --next of the node "
+                 "that points here");
+    stream->Write(no);
+    return {grpc::StatusCode::FAILED_PRECONDITION, no.error()};
+  }
+  return replica_->replicate(ctx, stream);
+}
+
+}  // namespace fastpath::rubble

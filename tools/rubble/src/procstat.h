@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: GPL-2.0
+// CPU time of a process from /proc/PID/stat.
+#pragma once
+
+#include <sys/types.h>
+
+namespace fastpath::rubble {
+
+// utime + stime of pid in seconds, or a negative value when the process is
+// gone or /proc cannot be read.
+double cpu_seconds(pid_t pid);
+
+}  // namespace fastpath::rubble

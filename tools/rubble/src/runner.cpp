@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace fastpath::rubble {
+
+namespace {
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+pid_t spawn(const std::string& binary, const std::vector<std::string>& args, const std::string& log) {
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(binary.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, binary.c_str(), &fa, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw std::runtime_error("cannot start " + binary + ": " + std::strerror(rc));
+  return pid;
+}
+
+}  // namespace
+
+std::string log_tail(const std::string& path, std::size_t max_bytes) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  if (s.size() > max_bytes) s = "..." + s.substr(s.size() - max_bytes);
+  return s;
+}
+
+NodeProcess spawn_node(const std::string& binary, const std::vector<std::string>& args, const std::string& log,
+                       const std::string& ready_file, double timeout_s) {
+  std::filesystem::remove(ready_file);
+  NodeProcess p;
+  p.log = log;
+  p.pid = spawn(binary, args, log);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(p.pid, &status, WNOHANG) == p.pid)
+      throw std::runtime_error("rubble-node exited during start-up; its log:\n" + log_tail(log));
+    p.addr = read_first_line(ready_file);
+    if (!p.addr.empty()) return p;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stop_node(p.pid, 1);
+  throw std::runtime_error("rubble-node did not become ready in time; its log:\n" + log_tail(log));
+}
+
+int stop_node(pid_t pid, double grace_s) {
+  int status = 0;
+  if (pid <= 0) return 0;
+  ::kill(pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(grace_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return status;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return status;
+}
+
+std::vector<std::string> Chain::node_args(Role role, const std::string& name, const std::string& next) const {
+  std::vector<std::string> a{"--role",       to_string(role),
+                             "--listen",     "127.0.0.1:0",
+                             "--db",         spec_.dir + "/" + name,
+                             "--mode",       to_string(spec_.mode),
+                             "--sst-size",   std::to_string(spec_.sst_size),
+                             "--ready-file", spec_.dir + "/" + name + ".addr"};
+  if (!next.empty()) a.insert(a.end(), {"--next", next});
+  if (!spec_.chain_id.empty()) a.insert(a.end(), {"--chain-id", spec_.chain_id});
+  if (spec_.mode == Mode::kRubble && role != Role::kHead)
+    a.insert(a.end(), {"--pool", pool_path(name), "--pool-slots", std::to_string(spec_.pool_slots)});
+  a.insert(a.end(), spec_.extra_args.begin(), spec_.extra_args.end());
+  return a;
+}
+
+Chain::Chain(ChainSpec spec) : spec_(std::move(spec)) {
+  std::filesystem::create_directories(spec_.dir);
+  std::vector<std::string> names{"head"};
+  for (int i = 1; i < spec_.replicas; ++i)
+    names.push_back(spec_.replicas == 2 ? "middle" : "middle" + std::to_string(i));
+  names.push_back("tail");
+  std::string next;
+  std::vector<NodeProcess> started;  // tail first
+  try {
+    for (std::size_t i = names.size(); i-- > 0;) {
+      const Role role = i == 0 ? Role::kHead : i + 1 == names.size() ? Role::kTail : Role::kMiddle;
+      auto args = node_args(role, names[i], next);
+      if (role == Role::kHead)
+        for (std::size_t r = 1; r < names.size(); ++r)
+          if (spec_.mode == Mode::kRubble) args.insert(args.end(), {"--replica-pool", pool_path(names[r])});
+      auto p = spawn_node(spec_.node_binary, args, spec_.dir + "/" + names[i] + ".log",
+                          spec_.dir + "/" + names[i] + ".addr");
+      p.role = role;
+      p.name = names[i];
+      next = p.addr;
+      started.push_back(p);
+    }
+  } catch (...) {
+    for (auto& p : started) stop_node(p.pid);
+    throw;
+  }
+  nodes_.assign(started.rbegin(), started.rend());
+}
+
+Chain::~Chain() {
+  stop();
+}
+
+void Chain::stop() {
+  // Head first, so that replicas do not see a broken chain as a failure.
+  for (auto& p : nodes_) {
+    stop_node(p.pid);
+    p.pid = -1;
+  }
+}
+
+}  // namespace fastpath::rubble

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "store.h"
+
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <stdexcept>
+
+namespace fastpath::rubble {
+
+namespace {
+
+constexpr char kMetaFamily[] = "rubble";
+constexpr char kAppliedKey[] = "applied_seq";
+
+rocksdb::Slice slice(std::string_view s) {
+  return {s.data(), s.size()};
+}
+
+std::string encode_seq(std::uint64_t seq) {
+  return std::to_string(seq);
+}
+
+}  // namespace
+
+rocksdb::Options Store::make_options(const StoreOptions& so, std::shared_ptr<CountingListener> listener) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.create_missing_column_families = true;
+  o.write_buffer_size = so.sst_size;
+  o.target_file_size_base = so.sst_size;
+  o.max_bytes_for_level_base = 4 * so.sst_size;
+  o.max_background_jobs = 2;
+  o.recycle_log_file_num = 0;  // the rubble mirror relies on plain WAL files
+  o.keep_log_file_num = 4;
+  o.statistics = rocksdb::CreateDBStatistics();
+  o.listeners.push_back(std::move(listener));
+  if (so.env) o.env = so.env;
+  return o;
+}
+
+std::unique_ptr<Store> Store::open_primary(const std::string& dir, const StoreOptions& so) {
+  auto s = std::make_unique<Store>(Private{});
+  s->listener_ = std::make_shared<CountingListener>();
+  rocksdb::Options o = make_options(so, s->listener_);
+  s->statistics_ = o.statistics;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs{{rocksdb::kDefaultColumnFamilyName, o}};
+  if (so.with_meta) cfs.emplace_back(kMetaFamily, o);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  const auto st = rocksdb::DB::Open(o, dir, cfs, &handles, &db);
+  if (!st.ok()) throw std::runtime_error("cannot open RocksDB in " + dir + ": " + st.ToString());
+  s->db_.reset(db);
+  s->open_handles(std::move(handles));
+  s->load_applied_seq();
+  return s;
+}
+
+std::unique_ptr<Store> Store::open_secondary(const std::string& primary_dir, const std::string& secondary_dir,
+                                             const StoreOptions& so) {
+  auto s = std::make_unique<Store>(Private{});
+  s->listener_ = std::make_shared<CountingListener>();
+  rocksdb::Options o = make_options(so, s->listener_);
+  s->statistics_ = o.statistics;
+  // A secondary never flushes or compacts; keep every table open so that a
+  // file stays readable while a version still uses it.
+  o.max_open_files = -1;
+  o.disable_auto_compactions = true;
+  o.verify_sst_unique_id_in_manifest = false;  // only stat files when tailing the MANIFEST
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs{{rocksdb::kDefaultColumnFamilyName, o}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  const auto st = rocksdb::DB::OpenAsSecondary(o, primary_dir, secondary_dir, cfs, &handles, &db);
+  if (!st.ok()) throw std::runtime_error("cannot open the secondary RocksDB on " + primary_dir + ": " + st.ToString());
+  s->db_.reset(db);
+  s->open_handles(std::move(handles));
+  return s;
+}
+
+void Store::open_handles(std::vector<rocksdb::ColumnFamilyHandle*> handles) {
+  data_cf_ = Handle(handles.at(0), {db_.get()});
+  if (handles.size() > 1) meta_cf_ = Handle(handles[1], {db_.get()});
+}
+
+void Store::load_applied_seq() {
+  if (!meta_cf_) return;
+  std::string v;
+  if (db_->Get(rocksdb::ReadOptions(), meta_cf_.get(), kAppliedKey, &v).ok()) applied_seq_ = std::stoull(v);
+}
+
+Store::~Store() {
+  data_cf_.reset();
+  meta_cf_.reset();
+  if (db_) db_->Close().PermitUncheckedError();
+}
+
+rocksdb::Status Store::get(std::string_view key, std::string* value) {
+  return db_->Get(rocksdb::ReadOptions(), data_cf_.get(), slice(key), value);
+}
+
+rocksdb::Status Store::apply(const wire::ChainBatch& b) {
+  const auto& entries = b.entries();
+  if (entries.empty()) return rocksdb::Status::OK();
+  rocksdb::WriteBatch batch;
+  for (const auto& e : entries) {
+    if (!e.has_kv()) return rocksdb::Status::InvalidArgument("entry " + std::to_string(e.seq()) + " is not a key op");
+    const auto& kv = e.kv();
+    if (kv.type() == wire::KvOp::DELETE)
+      batch.Delete(data_cf_.get(), kv.key());
+    else
+      batch.Put(data_cf_.get(), kv.key(), kv.value());
+  }
+  const std::uint64_t last = entries.rbegin()->seq();
+  if (meta_cf_) batch.Put(meta_cf_.get(), kAppliedKey, encode_seq(last));
+  auto st = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (st.ok()) applied_seq_ = last;
+  return st;
+}
+
+rocksdb::Status Store::put(std::string_view key, std::string_view value) {
+  return db_->Put(rocksdb::WriteOptions(), data_cf_.get(), slice(key), slice(value));
+}
+
+rocksdb::Status Store::del(std::string_view key) {
+  return db_->Delete(rocksdb::WriteOptions(), data_cf_.get(), slice(key));
+}
+
+rocksdb::Status Store::catch_up() {
+  return db_->TryCatchUpWithPrimary();
+}
+
+StoreStats Store::stats() const {
+  StoreStats s;
+  s.flushes = listener_->flushes.load();
+  s.compactions = listener_->compactions.load();
+  s.flush_bytes = statistics_->getTickerCount(rocksdb::FLUSH_WRITE_BYTES);
+  s.compact_bytes = statistics_->getTickerCount(rocksdb::COMPACT_WRITE_BYTES);
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db_->GetLiveFilesMetaData(&files);
+  s.live_sst_files = files.size();
+  for (const auto& f : files) s.live_sst_bytes += f.size;
+  return s;
+}
+
+}  // namespace fastpath::rubble

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: GPL-2.0
+// One node's RocksDB instance: a primary (baseline nodes and the rubble head)
+// or a read-only secondary that follows a mirrored primary directory (rubble
+// replicas).  Counts the flushes and compactions it runs itself.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/listener.h>
+#include <rocksdb/statistics.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rubble.pb.h"
+
+namespace fastpath::rubble {
+
+struct StoreOptions {
+  std::uint64_t sst_size = 8 << 20;  // target SST size = memtable size
+  rocksdb::Env* env = nullptr;       // nullptr: the default environment
+  bool with_meta = true;             // keep the applied sequence number (baseline)
+};
+
+struct StoreStats {
+  std::uint64_t flushes = 0;
+  std::uint64_t compactions = 0;
+  std::uint64_t flush_bytes = 0;
+  std::uint64_t compact_bytes = 0;
+  std::uint64_t live_sst_files = 0;
+  std::uint64_t live_sst_bytes = 0;
+};
+
+class CountingListener : public rocksdb::EventListener {
+ public:
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { flushes++; }
+  void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override { compactions++; }
+
+  std::atomic<std::uint64_t> flushes{0};
+  std::atomic<std::uint64_t> compactions{0};
+};
+
+class Store {
+  struct Private {
+    explicit Private() = default;
+  };
+
+ public:
+  // Throw std::runtime_error naming the directory and RocksDB's reason.
+  static std::unique_ptr<Store> open_primary(const std::string& dir, const StoreOptions& options);
+  static std::unique_ptr<Store> open_secondary(const std::string& primary_dir, const std::string& secondary_dir,
+                                               const StoreOptions& options);
+  explicit Store(Private) {}
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  rocksdb::Status get(std::string_view key, std::string* value);
+  // Applies the batch's key-value entries atomically and records the last
+  // one's sequence number as applied (baseline replication).
+  rocksdb::Status apply(const wire::ChainBatch& batch);
+  // Plain writes (the rubble head: its WAL is what gets replicated).
+  rocksdb::Status put(std::string_view key, std::string_view value);
+  rocksdb::Status del(std::string_view key);
+  // Secondary only: installs what the primary directory gained since.
+  rocksdb::Status catch_up();
+
+  std::uint64_t applied_seq() const { return applied_seq_.load(); }
+  StoreStats stats() const;
+
+ private:
+  static rocksdb::Options make_options(const StoreOptions& so, std::shared_ptr<CountingListener> listener);
+  void open_handles(std::vector<rocksdb::ColumnFamilyHandle*> handles);
+  void load_applied_seq();
+
+  struct HandleDeleter {
+    rocksdb::DB* db;
+    void operator()(rocksdb::ColumnFamilyHandle* h) const { db->DestroyColumnFamilyHandle(h); }
+  };
+  using Handle = std::unique_ptr<rocksdb::ColumnFamilyHandle, HandleDeleter>;
+
+  std::unique_ptr<rocksdb::DB> db_;
+  Handle data_cf_{nullptr, {nullptr}};
+  Handle meta_cf_{nullptr, {nullptr}};
+  std::shared_ptr<CountingListener> listener_;
+  std::shared_ptr<rocksdb::Statistics> statistics_;
+  std::atomic<std::uint64_t> applied_seq_{0};
+};
+
+}  // namespace fastpath::rubble

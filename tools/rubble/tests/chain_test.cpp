@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+// Description: the chain protocol state machine: who serves which request,
+// request validation, a replica's replication session (Hello, then entries
+// strictly in sequence) and the head's wait for acknowledgements.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "chain.h"
+#include "options.h"
+
+using namespace fastpath::rubble;
+using namespace std::chrono_literals;
+
+namespace {
+
+HelloInfo hello(std::string chain = "c1", std::string mode = "baseline", std::uint64_t head_seq = 0) {
+  return HelloInfo{std::move(chain), std::move(mode), 1, head_seq, 0};
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST(Roles, WritesAtTheHeadReadsAtTheTail) {
+  EXPECT_EQ(check_client_op(Role::kHead, ClientOp::kPut), "");
+  EXPECT_EQ(check_client_op(Role::kHead, ClientOp::kDelete), "");
+  EXPECT_EQ(check_client_op(Role::kTail, ClientOp::kGet), "");
+  EXPECT_TRUE(contains(check_client_op(Role::kMiddle, ClientOp::kPut), "writes enter the chain at the head"));
+  EXPECT_TRUE(contains(check_client_op(Role::kTail, ClientOp::kDelete), "head"));
+  EXPECT_TRUE(contains(check_client_op(Role::kHead, ClientOp::kGet), "reads are served by the tail"));
+  EXPECT_EQ(parse_role("middle"), Role::kMiddle);
+  EXPECT_FALSE(parse_role("leader"));
+  EXPECT_EQ(parse_mode("rubble"), Mode::kRubble);
+  EXPECT_FALSE(parse_mode("fast"));
+}
+
+TEST(Requests, MalformedKeysAndValuesAreRefused) {
+  EXPECT_EQ(check_key_value("k", 10), "");
+  EXPECT_TRUE(contains(check_key_value("", 0), "key is empty"));
+  EXPECT_TRUE(contains(check_key_value(std::string(kMaxKeyBytes + 1, 'k'), 0), "1 to 65536"));
+  EXPECT_TRUE(contains(check_key_value("k", kMaxValueBytes + 1), "at most 8 MiB"));
+}
+
+TEST(Options, LoopbackOnlyAndRoleConsistency) {
+  EXPECT_EQ(check_loopback_address("127.0.0.1:7000", "--listen"), "");
+  EXPECT_EQ(check_loopback_address("localhost:0", "--listen"), "");
+  EXPECT_TRUE(contains(check_loopback_address("10.0.0.1:7000", "--listen"), "loopback"));
+  EXPECT_TRUE(contains(check_loopback_address("127.0.0.1", "--next"), "HOST:PORT"));
+  EXPECT_TRUE(contains(check_loopback_address("127.0.0.1:99999", "--next"), "port"));
+
+  NodeOptions o;
+  o.listen = "127.0.0.1:0";
+  o.db = "/tmp/x";
+  o.role = Role::kTail;
+  EXPECT_EQ(validate(o), "");
+  o.next = "127.0.0.1:1";
+  EXPECT_TRUE(contains(validate(o), "a tail has no successor"));
+  o.role = Role::kHead;
+  o.next.clear();
+  EXPECT_TRUE(contains(validate(o), "needs --next"));
+  o.next = "127.0.0.1:1";
+  EXPECT_EQ(validate(o), "");
+  o.mode = Mode::kRubble;
+  EXPECT_TRUE(contains(validate(o), "--replica-pool"));
+  o.replica_pools = {"/tmp/p1"};
+  EXPECT_EQ(validate(o), "");
+  o.role = Role::kMiddle;
+  o.replica_pools.clear();
+  EXPECT_TRUE(contains(validate(o), "needs --pool"));
+}
+
+TEST(ReplicaSession, HelloThenEntriesInOrder) {
+  ReplicaSession s(LocalIdentity{"", Mode::kBaseline, 0, 0});
+  EXPECT_EQ(s.state(), ReplicaSession::State::kAwaitHello);
+  ASSERT_EQ(s.on_hello(hello()), "");
+  EXPECT_TRUE(s.adopted());
+  EXPECT_EQ(s.state(), ReplicaSession::State::kStreaming);
+  EXPECT_EQ(s.on_entry(1), "");
+  EXPECT_EQ(s.on_entry(2), "");
+  EXPECT_EQ(s.next_seq(), 3u);
+}
+
+TEST(ReplicaSession, GapsRepeatsAndReorderingCloseTheSession) {
+  for (std::uint64_t bad : {1u, 2u, 4u}) {
+    ReplicaSession s(LocalIdentity{"c1", Mode::kBaseline, 0, 0});
+    ASSERT_EQ(s.on_hello(hello()), "");
+    ASSERT_EQ(s.on_entry(1), "");
+    ASSERT_EQ(s.on_entry(2), "");
+    const auto e = s.on_entry(bad);
+    EXPECT_TRUE(contains(e, "3 was expected")) << e;
+    EXPECT_EQ(s.state(), ReplicaSession::State::kClosed);
+    EXPECT_FALSE(s.on_entry(3).empty()) << "a closed session accepts nothing";
+  }
+}
+
+TEST(ReplicaSession, EntriesBeforeHelloAndSecondHelloAreRefused) {
+  ReplicaSession s(LocalIdentity{"", Mode::kBaseline, 0, 0});
+  EXPECT_TRUE(contains(s.on_entry(1), "before the Hello"));
+  ReplicaSession t(LocalIdentity{"", Mode::kBaseline, 0, 0});
+  ASSERT_EQ(t.on_hello(hello()), "");
+  EXPECT_TRUE(contains(t.on_hello(hello()), "second Hello"));
+}
+
+TEST(ReplicaSession, AnotherChainsDataIsRefused) {
+  ReplicaSession s(LocalIdentity{"other", Mode::kBaseline, 0, 0});
+  const auto e = s.on_hello(hello("c1"));
+  EXPECT_TRUE(contains(e, "chain 'other'")) << e;
+  EXPECT_TRUE(contains(e, "empty --db")) << e;
+  EXPECT_EQ(s.state(), ReplicaSession::State::kClosed);
+}
+
+TEST(ReplicaSession, ModeAndSequenceMismatchesAreRefused) {
+  ReplicaSession mode(LocalIdentity{"c1", Mode::kRubble, 0, 1 << 20});
+  EXPECT_TRUE(contains(mode.on_hello(hello("c1", "baseline")), "same --mode"));
+
+  ReplicaSession behind(LocalIdentity{"c1", Mode::kBaseline, 5, 0});
+  EXPECT_TRUE(contains(behind.on_hello(hello("c1", "baseline", 9)), "applied entries up to 5"));
+
+  ReplicaSession same(LocalIdentity{"c1", Mode::kBaseline, 9, 0});
+  ASSERT_EQ(same.on_hello(hello("c1", "baseline", 9)), "");
+  EXPECT_FALSE(same.adopted());
+  EXPECT_EQ(same.next_seq(), 10u);
+
+  ReplicaSession slots(LocalIdentity{"c1", Mode::kRubble, 0, 2 << 20});
+  HelloInfo h = hello("c1", "rubble");
+  h.slot_size = 3 << 20;
+  EXPECT_TRUE(contains(slots.on_hello(h), "same --sst-size"));
+}
+
+TEST(AckTracker, CumulativeAcksWakeWaiters) {
+  AckTracker acks;
+  std::thread t([&] {
+    std::this_thread::sleep_for(10ms);
+    acks.ack(5);
+  });
+  EXPECT_EQ(acks.wait(3, std::chrono::steady_clock::now() + 5s), AckTracker::Wait::kAcked);
+  t.join();
+  acks.ack(2);  // older acks never move it back
+  EXPECT_EQ(acks.acked(), 5u);
+  EXPECT_EQ(acks.wait(6, std::chrono::steady_clock::now() + 10ms), AckTracker::Wait::kTimeout);
+}
+
+TEST(AckTracker, FailureReachesEveryWaiter) {
+  AckTracker acks;
+  acks.ack(1);
+  std::thread t([&] {
+    std::this_thread::sleep_for(10ms);
+    acks.fail("successor gone");
+  });
+  EXPECT_EQ(acks.wait(2, std::chrono::steady_clock::now() + 5s), AckTracker::Wait::kFailed);
+  t.join();
+  EXPECT_EQ(acks.failure(), "successor gone");
+  EXPECT_EQ(acks.wait(1, std::chrono::steady_clock::now()), AckTracker::Wait::kAcked) << "acked stays acked";
+}
