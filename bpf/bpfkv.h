@@ -186,7 +186,7 @@ struct bpfkv_scan_scratch {
 	__u32 after; /* enum bpfkv_scan_after: what follows the chunk */
 	__u32 nresults; /* range: values written in this call */
 	__u32 max_results; /* range: capacity, 1..BPFKV_RANGE_BATCH */
-	__u32 pad;
+	__u32 tmp; /* the program's: see bpfkv_opaque() */
 	__u64 chunk_keys[BPFKV_CHUNK];
 	__u64 chunk_ptrs[BPFKV_CHUNK];
 	__u64 count, sum, min, max; /* aggregation over the keys visited */

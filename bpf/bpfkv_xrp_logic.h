@@ -63,7 +63,7 @@ struct bpfkv_xrp_out {
 BPFKV_FN __u64 bpfkv_ld64(const __u8 *base, __u32 off)
 {
 #ifdef __bpf__
-	return *(const __u64 *)(base + (off & BPFKV_MASK64));
+	return *(const __u64 *)(base + BPFKV_IDX(off, BPFKV_MASK64));
 #else
 	__u64 v;
 
@@ -81,13 +81,13 @@ BPFKV_FN __u64 bpfkv_ld64(const __u8 *base, __u32 off)
  */
 BPFKV_FN __u32 bpfkv_node_nkeys(const __u8 *data, __u32 in)
 {
-	return (__u32)(*(const volatile __u64 *)(data + (in & BPFKV_MASK64)) >> 48);
+	return (__u32)(*(const volatile __u64 *)(data + BPFKV_IDX(in, BPFKV_MASK64)) >> 48);
 }
 
 BPFKV_FN void bpfkv_st64(__u8 *base, __u32 off, __u64 v)
 {
 #ifdef __bpf__
-	*(__u64 *)(base + (off & BPFKV_MASK64)) = v;
+	*(__u64 *)(base + BPFKV_IDX(off, BPFKV_MASK64)) = v;
 #else
 	memcpy(base + (off & BPFKV_MASK64), &v, sizeof(v));
 #endif
@@ -129,6 +129,8 @@ BPFKV_FN __u32 bpfkv_count_le(const __u8 *data, __u32 in, __u32 node_size, __u64
 	__u32 keys = in + BPFKV_NODE_KEYS(node_size);
 	__u32 lo = 0, hi = bpfkv_node_nkeys(data, in), mid, it;
 
+	(void)node_size; /* keys follow the header whatever the node size */
+
 	for (it = 0; it < 9; it++) {
 		if (lo >= hi)
 			break;
@@ -139,6 +141,19 @@ BPFKV_FN __u32 bpfkv_count_le(const __u8 *data, __u32 in, __u32 node_size, __u64
 			hi = mid;
 	}
 	return lo;
+}
+
+/*
+ * v, passed through a scratch slot: the verifier does not track what is
+ * stored in the scratch area, so it gets v back as an unknown number.  The
+ * result of a binary search depends on the path the search took, and
+ * without this every later step would be verified once per path.  Every use
+ * of the result is checked or masked anyway.
+ */
+BPFKV_FN __u32 bpfkv_opaque(__u32 *slot, __u32 v)
+{
+	*(volatile __u32 *)slot = v;
+	return *(volatile __u32 *)slot;
 }
 
 /* Number of keys < key. */
@@ -260,21 +275,21 @@ BPFKV_FN void bpfkv_get_node(const __u8 *data, __u32 data_len, __u64 cur_addr, s
 	const struct bpfkv_xrp_params *p = &s->p;
 	struct bpfkv_xrp_walk *w = &s->w;
 	__u32 in = bpfkv_locate(w->want, p->node_size, cur_addr, data_len);
-	__u32 n = 0, slot, st, keys, ptrs;
+	__u32 slot, st, keys, ptrs;
 	__u64 ptr;
 
 	if (in == BPFKV_NOWHERE) {
 		bpfkv_fail(w, BPFKV_E_BLOCK, w->want, out);
 		return;
 	}
-	st = bpfkv_check_node(data, in, p, w, &n);
+	st = bpfkv_check_node(data, in, p, w);
 	if (st != BPFKV_OK) {
 		bpfkv_fail(w, st, w->want, out);
 		return;
 	}
 	keys = in + BPFKV_NODE_KEYS(p->node_size);
 	ptrs = in + BPFKV_NODE_PTRS(p->node_size);
-	slot = bpfkv_count_le(data, keys, n, key);
+	slot = bpfkv_count_le(data, in, p->node_size, key);
 	if (slot == 0) {
 		bpfkv_get_finish_key(s, i, 0); /* below the smallest key */
 		return;
@@ -299,7 +314,7 @@ BPFKV_FN void bpfkv_get_node(const __u8 *data, __u32 data_len, __u64 cur_addr, s
 		return;
 	}
 	w->lo = bpfkv_ld64(data, keys + 8 * slot);
-	if (slot + 1 < n)
+	if (slot + 1 < bpfkv_node_nkeys(data, in))
 		w->hi = bpfkv_ld64(data, keys + 8 * (slot + 1)) - 1;
 	w->want = ptr;
 	w->level++;
@@ -379,44 +394,45 @@ BPFKV_FN void bpfkv_scan_after(struct bpfkv_scan_scratch *s)
 }
 
 /* COUNT needs no values: count the leaf's keys in [cur, end) at once. */
-BPFKV_FN void bpfkv_scan_count(const __u8 *data, __u32 keys, __u32 n, __u32 first, struct bpfkv_scan_scratch *s)
+BPFKV_FN void bpfkv_scan_count(const __u8 *data, __u32 in, __u32 first, struct bpfkv_scan_scratch *s)
 {
-	__u32 stop = bpfkv_count_lt(data, keys, n, s->end);
+	__u32 keys = in + BPFKV_NODE_KEYS(s->p.node_size);
+	__u32 stop = bpfkv_opaque(&s->tmp, bpfkv_count_lt(data, in, s->p.node_size, s->end));
 
 	if (stop > first) {
 		s->count += stop - first;
 		s->cur = bpfkv_ld64(data, keys + 8 * (stop - 1)) + 1;
 	}
-	s->after = stop < n ? BPFKV_AFTER_END : BPFKV_AFTER_NEXT;
+	s->after = stop < bpfkv_node_nkeys(data, in) ? BPFKV_AFTER_END : BPFKV_AFTER_NEXT;
 	bpfkv_scan_after(s);
 }
 
 /* The block holds a leaf, already checked: take its next entries in range. */
-BPFKV_FN void bpfkv_scan_take(const __u8 *data, __u32 in, __u32 n, struct bpfkv_scan_scratch *s, int range,
+BPFKV_FN void bpfkv_scan_take(const __u8 *data, __u32 in, struct bpfkv_scan_scratch *s, int range,
 			      struct bpfkv_xrp_out *out)
 {
 	const struct bpfkv_xrp_params *p = &s->p;
 	struct bpfkv_xrp_walk *w = &s->w;
 	__u32 keys = in + BPFKV_NODE_KEYS(p->node_size);
 	__u32 ptrs = in + BPFKV_NODE_PTRS(p->node_size);
-	__u32 first = bpfkv_count_lt(data, keys, n, s->cur);
+	__u32 first = bpfkv_opaque(&s->tmp, bpfkv_count_lt(data, in, p->node_size, s->cur));
 	__u32 j, sl = first;
 	__u64 k, ptr;
 
 	s->leaf = w->want;
 	s->leaf_next = bpfkv_ld64(data, in + 8);
-	s->leaf_last = bpfkv_ld64(data, keys + 8 * (n - 1));
+	s->leaf_last = bpfkv_ld64(data, keys + 8 * (bpfkv_node_nkeys(data, in) - 1));
 	if (!bpfkv_next_ok(p, s->leaf, s->leaf_next)) {
 		bpfkv_fail(w, BPFKV_E_NEXT, s->leaf, out);
 		return;
 	}
 	if (!range && s->op == BPFKV_AGG_COUNT) {
-		bpfkv_scan_count(data, keys, n, first, s);
+		bpfkv_scan_count(data, in, first, s);
 		return;
 	}
 	for (j = 0; j < BPFKV_CHUNK; j++) {
 		sl = first + j;
-		if (sl >= n)
+		if (sl >= bpfkv_node_nkeys(data, in))
 			break;
 		k = bpfkv_ld64(data, keys + 8 * sl);
 		if (k >= s->end)
@@ -430,7 +446,7 @@ BPFKV_FN void bpfkv_scan_take(const __u8 *data, __u32 in, __u32 n, struct bpfkv_
 		s->chunk_ptrs[BPFKV_IDX(j, BPFKV_CHUNK - 1)] = ptr;
 	}
 	sl = first + j;
-	if (sl >= n)
+	if (sl >= bpfkv_node_nkeys(data, in))
 		s->after = BPFKV_AFTER_NEXT;
 	else if (bpfkv_ld64(data, keys + 8 * sl) >= s->end)
 		s->after = BPFKV_AFTER_END;
@@ -453,24 +469,24 @@ BPFKV_FN void bpfkv_scan_node(const __u8 *data, __u32 data_len, __u64 cur_addr, 
 	const struct bpfkv_xrp_params *p = &s->p;
 	struct bpfkv_xrp_walk *w = &s->w;
 	__u32 in = bpfkv_locate(w->want, p->node_size, cur_addr, data_len);
-	__u32 n = 0, slot, st, keys;
+	__u32 slot, st, keys;
 	__u64 child;
 
 	if (in == BPFKV_NOWHERE) {
 		bpfkv_fail(w, BPFKV_E_BLOCK, w->want, out);
 		return;
 	}
-	st = bpfkv_check_node(data, in, p, w, &n);
+	st = bpfkv_check_node(data, in, p, w);
 	if (st != BPFKV_OK) {
 		bpfkv_fail(w, st, w->want, out);
 		return;
 	}
 	if (w->level + 1 == p->layers) {
-		bpfkv_scan_take(data, in, n, s, range, out);
+		bpfkv_scan_take(data, in, s, range, out);
 		return;
 	}
 	keys = in + BPFKV_NODE_KEYS(p->node_size);
-	slot = bpfkv_count_le(data, keys, n, s->cur);
+	slot = bpfkv_opaque(&s->tmp, bpfkv_count_le(data, in, p->node_size, s->cur));
 	if (slot > 0)
 		slot--; /* else cur is below every key: start at the first child */
 	child = bpfkv_ld64(data, in + BPFKV_NODE_PTRS(p->node_size) + 8 * slot);
@@ -479,7 +495,7 @@ BPFKV_FN void bpfkv_scan_node(const __u8 *data, __u32 data_len, __u64 cur_addr, 
 		return;
 	}
 	w->lo = bpfkv_ld64(data, keys + 8 * slot);
-	if (slot + 1 < n)
+	if (slot + 1 < bpfkv_node_nkeys(data, in))
 		w->hi = bpfkv_ld64(data, keys + 8 * (slot + 1)) - 1;
 	w->want = child;
 	w->level++;

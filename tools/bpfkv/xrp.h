@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,8 +30,8 @@ class XrpDriver {
 };
 
 // A program's per-block step, as bpf/bpfkv_xrp_logic.h defines them.
-using XrpStep = void (*)(const __u8* data, __u32 data_len, __u64 cur_addr, __u32 iteration, __u8* scratch,
-                         bpfkv_xrp_out* out);
+using XrpStep = std::function<void(const __u8* data, __u32 data_len, __u64 cur_addr, __u32 iteration, __u8* scratch,
+                                   bpfkv_xrp_out* out)>;
 XrpStep xrp_step(XrpProgram prog);
 
 // read_xrp() in user space with step as the program: reads the block at
@@ -39,8 +40,8 @@ XrpStep xrp_step(XrpProgram prog);
 // I/O alignment and count <= 4096 (EINVAL), addresses inside the file
 // (ENXIO), at most BPFKV_XRP_MAX_READS reads (ELOOP).  Returns count or
 // -errno; the scratch is copied back only on success.  *reads counts blocks.
-long emulate_read_xrp(const DbFile& db, XrpStep step, std::uint64_t offset, std::uint32_t count, std::byte* scratch,
-                      std::uint64_t* reads = nullptr);
+long emulate_read_xrp(const DbFile& db, const XrpStep& step, std::uint64_t offset, std::uint32_t count,
+                      std::byte* scratch, std::uint64_t* reads = nullptr);
 
 // A driver that calls emulate_read_xrp() with the programs' step functions.
 std::unique_ptr<XrpDriver> make_emulated_xrp(const DbFile& db);

@@ -20,7 +20,7 @@ XrpStep xrp_step(XrpProgram prog) {
     case XrpProgram::Agg:
       return bpfkv_agg_step;
   }
-  return nullptr;
+  return {};
 }
 
 namespace {
@@ -31,8 +31,8 @@ __u8* u8(std::byte* p) {
 
 }  // namespace
 
-long emulate_read_xrp(const DbFile& db, XrpStep step, std::uint64_t offset, std::uint32_t count, std::byte* scratch,
-                      std::uint64_t* reads) {
+long emulate_read_xrp(const DbFile& db, const XrpStep& step, std::uint64_t offset, std::uint32_t count,
+                      std::byte* scratch, std::uint64_t* reads) {
   const std::uint32_t lbs = db.io_align();
   if (count == 0 || count > BPFKV_XRP_DATA_SIZE || count % lbs != 0) return -EINVAL;
   AlignedBuffer block(BPFKV_XRP_DATA_SIZE), copy(BPFKV_XRP_SCRATCH_SIZE);

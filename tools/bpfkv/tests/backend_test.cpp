@@ -131,7 +131,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Backends,
                          testing::Values(Params{.layers = 3, .fanout = 6, .stride = 3},
                                          Params{.layers = 2, .fanout = 40, .node_size = 4096, .value_size = 72},
                                          Params{.layers = 5, .fanout = 3, .value_size = 16},
-                                         Params{.layers = 1, .fanout = 31, .value_size = 512}));
+                                         Params{.layers = 1, .fanout = 31, .value_size = 512}),
+                         [](const testing::TestParamInfo<Params>& info) { return test::shape_name(info.param); });
 
 TEST(Backend, UnknownNameAndUnavailableXrp) {
   TempDir dir;

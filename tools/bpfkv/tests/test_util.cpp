@@ -9,6 +9,12 @@
 #include <iterator>
 #include <stdexcept>
 
+namespace fastpath::bpfkv {
+void PrintTo(const Params& p, std::ostream* os) {
+  *os << test::shape_name(p);
+}
+}  // namespace fastpath::bpfkv
+
 namespace fastpath::bpfkv::test {
 
 TempDir::TempDir() {
@@ -26,6 +32,11 @@ Geometry make_db(const std::string& path, const Params& p) {
   CreateOptions opts;
   opts.params = p;
   return create_db(path, opts).geo;
+}
+
+std::string shape_name(const Params& p) {
+  return "L" + std::to_string(p.layers) + "_F" + std::to_string(p.fanout) + "_N" + std::to_string(p.node_size) + "_V" +
+         std::to_string(p.value_size) + "_S" + std::to_string(p.stride);
 }
 
 std::vector<std::byte> read_file(const std::string& path) {

@@ -4,11 +4,17 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "backend.h"
 #include "create.h"
+
+namespace fastpath::bpfkv {
+// How GoogleTest shows Params.
+void PrintTo(const Params& p, std::ostream* os);
+}  // namespace fastpath::bpfkv
 
 namespace fastpath::bpfkv::test {
 
@@ -32,6 +38,9 @@ Geometry make_db(const std::string& path, const Params& p);
 std::vector<std::byte> read_file(const std::string& path);
 void patch_file(const std::string& path, std::uint64_t off, const void* data, std::size_t len);
 void patch_u64(const std::string& path, std::uint64_t off, std::uint64_t v);
+
+// "L3_F6_N512_V64_S3": a test name for database parameters.
+std::string shape_name(const Params& p);
 
 // Back-ends that run on any host.
 inline const std::vector<std::string>& host_backends() {
