@@ -122,11 +122,13 @@ TreeBackend::ScanEnd TreeBackend::scan(std::uint64_t from, std::uint64_t end, bo
     const std::uint32_t first = leaf.count_lt(from), stop = leaf.count_lt(end);
     std::vector<std::span<const std::byte>> values(stop > first ? stop - first : 0);
     if (with_values) read_values(leaf, first, stop, values);
+    // The scan is over when this leaf holds a key >= end, or is the last.
+    const bool final_leaf = stop < leaf.nkeys() || leaf.next() == BPFKV_NO_NEXT;
     for (std::uint32_t i = first; i < stop; ++i) {
       from = leaf.key(i) + 1;
-      if (!visit(leaf.key(i), values[i - first])) return {from, false};
+      if (!visit(leaf.key(i), values[i - first])) return {from, final_leaf && i + 1 == stop};
     }
-    if (stop < leaf.nkeys() || leaf.next() == BPFKV_NO_NEXT) return {from, true};
+    if (final_leaf) return {from, true};
     const std::uint64_t last = leaf.key(leaf.nkeys() - 1);
     if (last == ~0ULL) throw_corrupt(db_.path(), BPFKV_E_NEXT, "leaf", off, "a leaf after the largest key");
     b = {last + 1, ~0ULL};

@@ -112,6 +112,30 @@ TEST_P(Backends, RangeCursorResumesAcrossBackends) {
   EXPECT_EQ(got, expected_range(1, g_.max_key() + 1));
 }
 
+// A page that ends on the last key of the range ends the scan, in every
+// back-end alike (the CLI's output does not depend on the back-end).
+TEST_P(Backends, RangeEndsWithItsLastKey) {
+  const auto all = expected_range(0, ~0ULL);
+  const std::uint64_t lo = all[all.size() / 3], hi = all.back() + 1;
+  const std::size_t n = expected_range(lo, hi).size();
+  for (const auto& name : test::host_backends()) {
+    auto b = make_backend(name, *db_);
+    for (const std::uint64_t end : {hi, all[all.size() / 2] + 1}) {
+      const std::size_t want = expected_range(lo, end).size();
+      RangeCursor c{lo, end, false};
+      std::vector<std::byte> values;
+      EXPECT_EQ(b->range(c, want, values), want) << name;
+      EXPECT_TRUE(c.done) << name << " end " << end;
+    }
+    RangeCursor c{lo, hi, false};
+    std::vector<std::byte> values;
+    if (n > 1) {
+      EXPECT_EQ(b->range(c, n - 1, values), n - 1) << name;
+      EXPECT_FALSE(c.done) << name;
+    }
+  }
+}
+
 TEST_P(Backends, AggregatesMatchBruteForce) {
   for (const auto& name : test::host_backends()) {
     auto b = make_backend(name, *db_);
