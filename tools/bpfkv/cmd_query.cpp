@@ -122,12 +122,9 @@ class AggCommand : public Command {
   CLI::App* add_to(CLI::App& app) override {
     CLI::App* sub = app.add_subcommand("agg", "sum, min, max or count of the aggregation field over [LO, HI)");
     sub->add_option("FILE", path_, "database")->required();
-    sub->add_option("OP", op_, "sum, min, max or count")
+    sub->add_option("OP", op_name_, "sum, min, max or count")
         ->required()
-        ->transform(CLI::CheckedTransformer(
-            std::map<std::string, AggOp>{
-                {"sum", AggOp::Sum}, {"min", AggOp::Min}, {"max", AggOp::Max}, {"count", AggOp::Count}},
-            CLI::ignore_case));
+        ->check(CLI::IsMember({"sum", "min", "max", "count"}));
     sub->add_option("LO", lo_, "first key")->required();
     sub->add_option("HI", hi_, "end key (not included)")->required();
     q_.add_to(*sub, true);
@@ -135,12 +132,15 @@ class AggCommand : public Command {
   }
 
   int run() override {
+    op_ = op_name_ == "sum"   ? AggOp::Sum
+          : op_name_ == "min" ? AggOp::Min
+          : op_name_ == "max" ? AggOp::Max
+                              : AggOp::Count;
     const DbFile db = DbFile::open(path_, {.direct = !q_.buffered});
     const auto backend = make_backend(q_.backend, db, q_.backend_opts);
     const AggResult r = backend->aggregate(op_, lo_, hi_);
     verify_aggregate(db, backend->name(), op_, lo_, hi_, r);
-    static const char* names[] = {"count", "sum", "min", "max"};
-    std::cout << names[static_cast<int>(op_)] << " [" << lo_ << ", " << hi_ << ") = ";
+    std::cout << op_name_ << " [" << lo_ << ", " << hi_ << ") = ";
     if (r.count == 0 && (op_ == AggOp::Min || op_ == AggOp::Max))
       std::cout << "none (no keys)";
     else
@@ -151,6 +151,7 @@ class AggCommand : public Command {
 
  private:
   std::string path_;
+  std::string op_name_;
   AggOp op_ = AggOp::Sum;
   std::uint64_t lo_ = 0, hi_ = 0;
   QueryOptions q_;

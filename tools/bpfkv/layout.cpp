@@ -43,7 +43,8 @@ void check_params(const Params& p) {
   const std::uint32_t cap = BPFKV_NODE_CAP(p.node_size);
   if (p.fanout != 0 && (p.fanout < BPFKV_MIN_FANOUT || p.fanout > cap))
     throw std::invalid_argument("fanout must be " + std::to_string(BPFKV_MIN_FANOUT) + ".." + std::to_string(cap) +
-                                " for " + std::to_string(p.node_size) + "-byte nodes, not " + std::to_string(p.fanout));
+                                " for " + std::to_string(p.node_size) + "-byte nodes, not " + std::to_string(p.fanout) +
+                                (p.node_size == 512 ? " (--node-size 4096 allows up to 255)" : ""));
   if (p.layers < 1 || p.layers > BPFKV_MAX_LAYERS)
     throw std::invalid_argument("layers must be 1.." + std::to_string(BPFKV_MAX_LAYERS) + ", not " +
                                 std::to_string(p.layers));
