@@ -1,32 +1,84 @@
 // SPDX-License-Identifier: GPL-2.0
-// Rubble mode on a replica (not implemented yet in this commit).
+// Rubble mode on a replica (middle or tail).
+//
+// The replica never flushes or compacts.  It applies the head's file
+// operations in order to a mirror directory (MANIFEST, WAL, CURRENT as
+// regular files; SSTs as slots of its own pool) and runs RocksDB as a
+// secondary instance on that directory (DB::OpenAsSecondary), which installs
+// the head's version edits and replays its WAL on TryCatchUpWithPrimary().
+// The tail catches up before it acknowledges (one catch-up for all batches
+// applied meanwhile); a middle
+// catches up at most every 50 ms (it serves no reads, but must drop files
+// the head deleted to return their slots).
+//
+// Layout of --db: CHAIN, mirror/ (the head's files), secondary/ (the
+// secondary instance's own LOG).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <rocksdb/env.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
-#include <stdexcept>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "options.h"
+#include "pool.h"
 #include "rubble.pb.h"
+#include "slot_fs.h"
+#include "store.h"
 
 namespace fastpath::rubble {
 
 class RubbleReplica {
  public:
-  explicit RubbleReplica(const NodeOptions&) {
-    throw std::runtime_error("--mode rubble is not implemented yet: use --mode baseline");
-  }
-  std::uint64_t slot_size() const { return 0; }
-  std::string pool_id() const { return ""; }
-  std::string reset(const std::string&) { return ""; }
-  std::string apply(const wire::ChainBatch&, bool) { return ""; }
-  std::string tick() { return ""; }
-  std::vector<std::uint32_t> take_released() { return {}; }
-  grpc::Status get(const std::string&, wire::GetReply*) { return grpc::Status::OK; }
-  void fill_stats(wire::StatsReply*) {}
+  // Formats --pool.  Throws std::runtime_error with the cause and the fix.
+  explicit RubbleReplica(const NodeOptions& options);
+  ~RubbleReplica();
+
+  std::uint64_t slot_size() const { return pool_->header().slot_size; }
+  std::string pool_id() const { return pool_->header().pool_id; }
+
+  // A new stream from the head: drop the secondary, empty the mirror, free
+  // every slot, and record the chain in the pool.  "" or why not.
+  std::string reset(const std::string& chain_id);
+  // Applies the batch's file operations in order (a middle catches up at
+  // most every 50 ms).
+  std::string apply(const wire::ChainBatch& batch);
+  // Installs everything applied so far into the secondary (the tail, before
+  // it acknowledges).
+  std::string catch_up_now() { return catch_up(); }
+  // Periodic work: catch up when changes wait.
+  std::string tick();
+  std::vector<std::uint32_t> take_released() { return table_.take_released(); }
+
+  grpc::Status get(const std::string& key, wire::GetReply* reply);
+  void fill_stats(wire::StatsReply* reply);
+
+ private:
+  std::string open_secondary();
+  std::string catch_up();
+  void close_secondary();
+
+  const NodeOptions options_;
+  const std::string mirror_dir_;
+  const std::string secondary_dir_;
+  std::unique_ptr<Pool> pool_;
+  SlotTable table_;
+  std::unique_ptr<MirrorApplier> applier_;
+  std::shared_ptr<SlotFileSystem> fs_;
+  std::unique_ptr<rocksdb::Env> env_;
+  std::shared_mutex db_mu_;                              // exclusive: open/close the secondary; shared: use it
+  std::unique_ptr<Store> store_;                         // guarded by db_mu_
+  std::mutex catch_up_mu_;                               // one TryCatchUpWithPrimary at a time
+  std::chrono::steady_clock::time_point last_catch_up_;  // guarded by catch_up_mu_
+  std::atomic<bool> dirty_{false};                       // operations applied since the last catch-up
+  std::atomic<std::uint64_t> catchups_{0};
 };
 
 }  // namespace fastpath::rubble

@@ -143,6 +143,11 @@ Chain::~Chain() {
   stop();
 }
 
+void Chain::stop_node_at(std::size_t i) {
+  stop_node(nodes_.at(i).pid);
+  nodes_[i].pid = -1;
+}
+
 void Chain::stop() {
   // Head first, so that replicas do not see a broken chain as a failure.
   for (auto& p : nodes_) {

@@ -54,6 +54,8 @@ class Chain {
   const std::string& head() const { return nodes_.front().addr; }
   const std::string& tail() const { return nodes_.back().addr; }
   void stop();
+  // Stops node i (0 = head) alone.
+  void stop_node_at(std::size_t i);
 
  private:
   std::vector<std::string> node_args(Role role, const std::string& name, const std::string& next) const;

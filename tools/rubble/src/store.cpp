@@ -67,6 +67,10 @@ std::unique_ptr<Store> Store::open_secondary(const std::string& primary_dir, con
   o.max_open_files = -1;
   o.disable_auto_compactions = true;
   o.verify_sst_unique_id_in_manifest = false;  // only stat files when tailing the MANIFEST
+  o.info_log_level = rocksdb::WARN_LEVEL;      // no LOG line per catch-up
+  // RocksDB starts max_file_opening_threads - 1 threads each time it loads
+  // the tables of a new version, i.e. on many catch-ups: open them inline.
+  o.max_file_opening_threads = 1;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs{{rocksdb::kDefaultColumnFamilyName, o}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
@@ -125,8 +129,22 @@ rocksdb::Status Store::del(std::string_view key) {
   return db_->Delete(rocksdb::WriteOptions(), data_cf_.get(), slice(key));
 }
 
+rocksdb::Status Store::flush_and_compact() {
+  auto st = db_->Flush(rocksdb::FlushOptions(), data_cf_.get());
+  if (!st.ok()) return st;
+  return db_->CompactRange(rocksdb::CompactRangeOptions(), data_cf_.get(), nullptr, nullptr);
+}
+
 rocksdb::Status Store::catch_up() {
   return db_->TryCatchUpWithPrimary();
+}
+
+std::vector<std::string> Store::live_files() const {
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db_->GetLiveFilesMetaData(&files);
+  std::vector<std::string> names;
+  for (const auto& f : files) names.push_back(f.name.substr(f.name.rfind('/') + 1));
+  return names;
 }
 
 StoreStats Store::stats() const {

@@ -66,10 +66,14 @@ class Store {
   // Plain writes (the rubble head: its WAL is what gets replicated).
   rocksdb::Status put(std::string_view key, std::string_view value);
   rocksdb::Status del(std::string_view key);
+  // Primary only: flushes the memtable and compacts everything (tests).
+  rocksdb::Status flush_and_compact();
   // Secondary only: installs what the primary directory gained since.
   rocksdb::Status catch_up();
 
   std::uint64_t applied_seq() const { return applied_seq_.load(); }
+  // File names (NNNNNN.sst) of the live SSTs.
+  std::vector<std::string> live_files() const;
   StoreStats stats() const;
 
  private:

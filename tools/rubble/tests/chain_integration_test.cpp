@@ -161,3 +161,97 @@ TEST(ChainSetup, AnotherChainsDataIsRefused) {
     FAIL() << e.what();
   }
 }
+
+namespace {
+
+// Waits until every replica holds exactly the head's live SSTs in its slots
+// and the head's allocator agrees (compactions may still be finishing).
+bool slots_settle(const Chain& chain, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 50) {
+    const auto head = stats(chain.head());
+    bool settled = head.slots_in_use() == head.live_sst_files();
+    for (std::size_t i = 1; i < chain.nodes().size(); ++i)
+      settled = settled && stats(chain.nodes()[i].addr).slots_in_use() == head.live_sst_files();
+    if (settled) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST(ChainRubble, EveryAcknowledgedWriteIsReadableAndOnlyTheHeadCompacts) {
+  TempDir dir;
+  Chain chain(spec(dir, Mode::kRubble));
+  const auto acked = write_load(chain, 4, 600);
+  expect_readable_at_tail(chain, acked);
+  const auto head = stats(chain.head());
+  EXPECT_GT(head.flushes(), 0u);
+  EXPECT_GT(head.compactions(), 0u) << "the head compacts";
+  EXPECT_GT(head.ssts_shipped(), 0u);
+  for (std::size_t i = 1; i < chain.nodes().size(); ++i) {
+    const auto& n = chain.nodes()[i];
+    const auto s = stats(n.addr);
+    EXPECT_EQ(s.compactions(), 0u) << n.name;
+    EXPECT_EQ(s.compact_bytes(), 0u) << n.name;
+    EXPECT_EQ(s.flushes(), 0u) << n.name;
+    EXPECT_EQ(s.flush_bytes(), 0u) << n.name;
+    EXPECT_GT(s.live_sst_files(), 0u) << n.name << " serves the head's SSTs";
+    EXPECT_EQ(s.applied_seq(), head.applied_seq()) << n.name;
+  }
+  EXPECT_TRUE(slots_settle(chain, 5000)) << "slots of deleted SSTs must come back to the head";
+}
+
+TEST(ChainRubble, AFullSlotPoolRefusesWritesLoudly) {
+  TempDir dir;
+  auto s = spec(dir, Mode::kRubble);
+  s.sst_size = 64 << 10;
+  s.pool_slots = 3;  // fewer than the four L0 files that trigger a compaction
+  s.extra_args = {"--ack-timeout", "1"};
+  Chain chain(s);
+  ChainClient c(chain.head(), chain.tail());
+  grpc::Status st;
+  for (int i = 0; i < 2000 && st.ok(); ++i) st = c.put("k" + std::to_string(i), std::string(1024, 'v'));
+  ASSERT_FALSE(st.ok()) << "the head kept accepting writes with no slot left";
+  EXPECT_NE(st.error_message().find("slot pool is full"), std::string::npos) << describe(st);
+  EXPECT_NE(st.error_message().find("--pool-slots"), std::string::npos) << describe(st);
+}
+
+TEST(ChainRubble, MiswiredPoolsAreRefused) {
+  TempDir dir;
+  auto s = spec(dir, Mode::kRubble);
+  s.chain_id = "c1";
+  Chain chain(s);
+  chain.stop_node_at(0);  // the replicas wait for a new head
+  const std::string mid = dir.path() + "/middle.pool", tail = dir.path() + "/tail.pool";
+  struct Case {
+    std::vector<std::string> pools;
+    std::string chain, want;
+  };
+  const std::vector<Case> cases{
+      {{tail, mid}, "c1", "is not the pool of replica 1"},
+      {{mid}, "c1", "the chain has 2 replicas but the head has 1"},
+      {{mid, dir.path() + "/nowhere.pool"}, "c1", "cannot open pool"},
+      {{mid, tail}, "c2", "holds slots of chain 'c1'"},
+  };
+  int n = 0;
+  for (const auto& c : cases) {
+    const std::string name = dir.path() + "/head" + std::to_string(++n);
+    std::vector<std::string> args{"--role",       "head",
+                                  "--listen",     "127.0.0.1:0",
+                                  "--next",       chain.nodes()[1].addr,
+                                  "--db",         name,
+                                  "--mode",       "rubble",
+                                  "--chain-id",   c.chain,
+                                  "--sst-size",   std::to_string(kSstSize),
+                                  "--ready-file", name + ".addr"};
+    for (const auto& p : c.pools) args.insert(args.end(), {"--replica-pool", p});
+    try {
+      auto head = spawn_node(RUBBLE_NODE_BIN, args, name + ".log", name + ".addr");
+      stop_node(head.pid);
+      ADD_FAILURE() << "a head started with the wrong pools: " << c.want;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.want), std::string::npos) << e.what();
+    }
+  }
+}

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0
+// The SST pool of a rubble replica: a block device (an NVMe namespace, local
+// or reached over NVMe-oF) or, on one machine, a pre-allocated file standing
+// in for it.  Same code path for both: O_DIRECT I/O on fixed-size slots.
+//
+//   offset 0          1 MiB                1 MiB + S          1 MiB + 2S
+//   | header (4 KiB)  | slot 0 (S bytes)   | slot 1           | ...
+//
+// S = SST target size + 1 MiB, rounded up to 4 KiB (as in the published
+// prototype).  The replica that owns the pool formats it; the head opens it
+// and writes each finished SST into a slot with one O_DIRECT|O_DSYNC write.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+namespace fastpath::rubble {
+
+inline constexpr std::uint64_t kBlock = 4096;
+inline constexpr std::uint64_t kPoolDataOffset = 1 << 20;
+inline constexpr std::uint64_t kSlotSlack = 1 << 20;
+inline constexpr std::uint32_t kDefaultPoolSlots = 64;
+
+inline std::uint64_t round_up(std::uint64_t v, std::uint64_t to) {
+  return (v + to - 1) / to * to;
+}
+inline std::uint64_t slot_size_for(std::uint64_t sst_size) {
+  return round_up(sst_size + kSlotSlack, kBlock);
+}
+
+// A zeroed buffer aligned for O_DIRECT.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(std::size_t size);
+  char* data() { return p_.get(); }
+  const char* data() const { return p_.get(); }
+  std::size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  std::unique_ptr<char, Free> p_;
+  std::size_t size_ = 0;
+};
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = o.release();
+    }
+    return *this;
+  }
+  int get() const { return fd_; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset();
+
+ private:
+  int fd_ = -1;
+};
+
+struct PoolHeader {
+  std::uint64_t slot_size = 0;
+  std::uint32_t slot_count = 0;
+  std::string pool_id;   // random, set when the pool is first formatted
+  std::string chain_id;  // "" until a chain adopts the pool
+};
+
+class Pool {
+  struct Private {
+    explicit Private() = default;
+  };
+
+ public:
+  // Replica side: opens path, creating a regular file of the needed size
+  // when it does not exist, and (re)formats it; every slot is free
+  // afterwards.  slots = 0: kDefaultPoolSlots for a new file, else as many as
+  // fit.  Keeps the pool id and chain of an existing pool with the same slot
+  // size.  Throws std::runtime_error naming the cause and the fix.
+  static std::unique_ptr<Pool> format(const std::string& path, std::uint64_t slot_size, std::uint32_t slots);
+  // Head side: opens a pool its replica formatted and checks the slot size.
+  static std::unique_ptr<Pool> open(const std::string& path, std::uint64_t slot_size);
+
+  Pool(Private, std::string path, UniqueFd fd, PoolHeader header);
+
+  const PoolHeader& header() const { return header_; }
+  const std::string& path() const { return path_; }
+  std::uint64_t slot_offset(std::uint32_t slot) const { return kPoolDataOffset + slot * header_.slot_size; }
+
+  // Records the chain in the header.  Throws on I/O error.
+  void set_chain_id(const std::string& chain_id);
+  // Writes len bytes (a multiple of kBlock, at most the slot size) from an
+  // aligned buffer into slot with one write.  "" or the error.
+  std::string write_slot(std::uint32_t slot, const char* data, std::size_t len);
+  // Reads n bytes at offset inside slot into dst (any alignment).  Returns n,
+  // or -errno.
+  long read_slot(std::uint32_t slot, std::uint64_t offset, std::size_t n, char* dst) const;
+
+ private:
+  void write_header();
+
+  const std::string path_;
+  UniqueFd fd_;
+  PoolHeader header_;
+};
+
+}  // namespace fastpath::rubble

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "rubble_replica.h"
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace fastpath::rubble {
+
+namespace {
+
+constexpr auto kMiddleCatchUp = std::chrono::milliseconds(50);
+
+std::string sub_dir(const std::string& db, const char* name) {
+  return (std::filesystem::absolute(db) / name).string();
+}
+
+}  // namespace
+
+RubbleReplica::RubbleReplica(const NodeOptions& options)
+    : options_(options), mirror_dir_(sub_dir(options.db, "mirror")), secondary_dir_(sub_dir(options.db, "secondary")) {
+  pool_ = Pool::format(options.pool, slot_size_for(options.sst_size), options.pool_slots);
+  applier_ = std::make_unique<MirrorApplier>(mirror_dir_, table_, pool_->header());
+  applier_->reset();
+  fs_ = std::make_shared<SlotFileSystem>(rocksdb::FileSystem::Default(), mirror_dir_, *pool_, table_);
+  env_ = rocksdb::NewCompositeEnv(fs_);
+}
+
+RubbleReplica::~RubbleReplica() {
+  close_secondary();
+}
+
+void RubbleReplica::close_secondary() {
+  std::unique_lock lock(db_mu_);
+  store_.reset();
+}
+
+std::string RubbleReplica::reset(const std::string& chain_id) {
+  const auto& h = pool_->header();
+  if (!h.chain_id.empty() && h.chain_id != chain_id)
+    return "pool " + pool_->path() + " holds slots of chain '" + h.chain_id + "', not of chain '" + chain_id +
+           "': give this replica a pool of its own chain (or delete the pool file to have it re-created)";
+  close_secondary();
+  applier_->reset();
+  table_.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(secondary_dir_, ec);
+  dirty_ = false;
+  try {
+    if (h.chain_id.empty()) pool_->set_chain_id(chain_id);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string RubbleReplica::open_secondary() {
+  StoreOptions so;
+  so.sst_size = options_.sst_size;
+  so.env = env_.get();
+  so.with_meta = false;
+  std::unique_lock lock(db_mu_);
+  try {
+    store_ = Store::open_secondary(mirror_dir_, secondary_dir_, so);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string RubbleReplica::apply(const wire::ChainBatch& batch) {
+  for (const auto& e : batch.entries()) {
+    if (!e.has_file()) return "protocol error: entry " + std::to_string(e.seq()) + " is not a file operation";
+    if (auto err = applier_->apply(e.file()); !err.empty()) return err;
+    dirty_ = true;
+    if (e.file().type() == wire::FileOp::OPEN_DB)
+      if (auto err = open_secondary(); !err.empty()) return err;
+  }
+  if (options_.role == Role::kTail) return "";
+  std::unique_lock lock(catch_up_mu_, std::try_to_lock);
+  const bool due = lock.owns_lock() && std::chrono::steady_clock::now() - last_catch_up_ >= kMiddleCatchUp;
+  if (lock.owns_lock()) lock.unlock();
+  return due ? catch_up() : "";
+}
+
+std::string RubbleReplica::tick() {
+  return dirty_.load() ? catch_up() : "";
+}
+
+std::string RubbleReplica::catch_up() {
+  std::shared_lock db(db_mu_);
+  if (!store_) return "";
+  std::lock_guard lock(catch_up_mu_);
+  dirty_ = false;
+  last_catch_up_ = std::chrono::steady_clock::now();
+  const std::uint64_t ticket = table_.begin_catch_up();
+  const auto st = store_->catch_up();
+  catchups_++;
+  if (!st.ok()) return "the secondary RocksDB could not install the head's changes: " + st.ToString();
+  table_.end_catch_up(ticket);
+  return "";
+}
+
+grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
+  std::shared_lock lock(db_mu_);
+  if (!store_)
+    return {grpc::StatusCode::UNAVAILABLE, "this replica has not received the head's database yet: wait for the head"};
+  std::string value;
+  const auto st = store_->get(key, &value);
+  if (st.IsNotFound()) return grpc::Status::OK;
+  if (!st.ok()) return {grpc::StatusCode::INTERNAL, "RocksDB: " + st.ToString()};
+  reply->set_found(true);
+  reply->set_value(std::move(value));
+  return grpc::Status::OK;
+}
+
+void RubbleReplica::fill_stats(wire::StatsReply* r) {
+  r->set_slots_total(pool_->header().slot_count);
+  r->set_slots_in_use(table_.in_use());
+  r->set_catchups(catchups_.load());
+  std::shared_lock lock(db_mu_);
+  if (!store_) return;
+  const auto s = store_->stats();
+  r->set_flushes(s.flushes);
+  r->set_compactions(s.compactions);
+  r->set_flush_bytes(s.flush_bytes);
+  r->set_compact_bytes(s.compact_bytes);
+  r->set_live_sst_files(s.live_sst_files);
+  r->set_live_sst_bytes(s.live_sst_bytes);
+}
+
+}  // namespace fastpath::rubble

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "slot_allocator.h"
+
+#include <stdexcept>
+
+namespace fastpath::rubble {
+
+SlotAllocator::SlotAllocator(std::uint32_t slots, std::uint32_t replicas)
+    : replicas_(replicas), all_(replicas >= 64 ? ~0ULL : (1ULL << replicas) - 1), holders_(slots, 0) {
+  if (slots == 0) throw std::invalid_argument("a slot pool needs at least one slot");
+  if (replicas == 0 || replicas > kMaxReplicas) throw std::invalid_argument("1 to 64 replicas per chain");
+  for (std::uint32_t s = 0; s < slots; ++s) free_.push_back(s);
+}
+
+std::optional<std::uint32_t> SlotAllocator::take_locked() {
+  if (free_.empty()) return std::nullopt;
+  const std::uint32_t slot = free_.front();
+  free_.pop_front();
+  holders_[slot] = all_;
+  return slot;
+}
+
+void SlotAllocator::free_locked(std::uint32_t slot) {
+  holders_[slot] = 0;
+  free_.push_back(slot);
+  freed_.notify_one();
+}
+
+std::optional<std::uint32_t> SlotAllocator::try_allocate() {
+  std::lock_guard lock(mu_);
+  return take_locked();
+}
+
+std::optional<std::uint32_t> SlotAllocator::allocate(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  freed_.wait_until(lock, deadline, [&] { return closed_ || !free_.empty(); });
+  if (closed_) return std::nullopt;
+  return take_locked();
+}
+
+std::string SlotAllocator::release(std::uint32_t replica, std::uint32_t slot) {
+  if (replica >= replicas_) return "release from unknown replica " + std::to_string(replica + 1);
+  std::lock_guard lock(mu_);
+  if (slot >= holders_.size()) return "release of slot " + std::to_string(slot) + " outside the pool";
+  const std::uint64_t bit = 1ULL << replica;
+  if (!(holders_[slot] & bit))
+    return "replica " + std::to_string(replica + 1) + " released slot " + std::to_string(slot) + " it does not hold";
+  holders_[slot] &= ~bit;
+  if (holders_[slot] == 0) free_locked(slot);
+  return "";
+}
+
+void SlotAllocator::abandon(std::uint32_t slot) {
+  std::lock_guard lock(mu_);
+  if (slot < holders_.size() && holders_[slot] != 0) free_locked(slot);
+}
+
+void SlotAllocator::close() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  freed_.notify_all();
+}
+
+std::uint32_t SlotAllocator::in_use() const {
+  std::lock_guard lock(mu_);
+  return static_cast<std::uint32_t>(holders_.size() - free_.size());
+}
+
+std::uint64_t SlotAllocator::holders(std::uint32_t slot) const {
+  std::lock_guard lock(mu_);
+  return slot < holders_.size() ? holders_[slot] : 0;
+}
+
+}  // namespace fastpath::rubble

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-2.0
+// Description: the replica's slot table and mirror.  A slot returns to the
+// head only after the head deleted its file, a later catch-up completed, and
+// the last reader closed; the head's file operations are applied in order
+// and malformed ones are refused.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "slot_fs.h"
+#include "testutil.h"
+
+using namespace fastpath::rubble;
+using fastpath::rubble::test::TempDir;
+
+namespace {
+
+wire::FileOp op(wire::FileOp::Type type, const std::string& name) {
+  wire::FileOp o;
+  o.set_type(type);
+  o.set_name(name);
+  return o;
+}
+
+wire::FileOp append(const std::string& name, std::uint64_t offset, const std::string& data) {
+  auto o = op(wire::FileOp::APPEND, name);
+  o.set_offset(offset);
+  o.set_data(data);
+  return o;
+}
+
+wire::FileOp install(const std::string& name, std::uint32_t slot, std::uint64_t size) {
+  auto o = op(wire::FileOp::INSTALL_SST, name);
+  o.set_slot(slot);
+  o.set_size(size);
+  return o;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST(SlotTable, ReleaseNeedsDeleteThenCatchUpThenNoReader) {
+  SlotTable t;
+  ASSERT_EQ(t.install("000010.sst", {3, 100}), "");
+  ASSERT_TRUE(t.open_reader("000010.sst"));
+  t.remove("000010.sst");
+  EXPECT_TRUE(t.find("000010.sst")) << "readable until released";
+  EXPECT_TRUE(t.files().empty()) << "but no longer listed";
+  t.close_reader("000010.sst");
+  EXPECT_TRUE(t.take_released().empty()) << "no catch-up since the delete";
+  const auto ticket = t.begin_catch_up();
+  t.end_catch_up(ticket);
+  EXPECT_EQ(t.take_released(), std::vector<std::uint32_t>{3});
+  EXPECT_FALSE(t.find("000010.sst"));
+  EXPECT_EQ(t.in_use(), 0u);
+}
+
+TEST(SlotTable, ACatchUpBegunBeforeTheDeleteDoesNotCount) {
+  SlotTable t;
+  ASSERT_EQ(t.install("000011.sst", {1, 10}), "");
+  const auto early = t.begin_catch_up();
+  t.remove("000011.sst");
+  t.end_catch_up(early);
+  EXPECT_TRUE(t.take_released().empty());
+  ASSERT_TRUE(t.open_reader("000011.sst"));
+  t.end_catch_up(t.begin_catch_up());
+  EXPECT_TRUE(t.take_released().empty()) << "a reader still has it open";
+  EXPECT_EQ(t.retired(), 1u);
+  t.close_reader("000011.sst");
+  EXPECT_EQ(t.take_released(), std::vector<std::uint32_t>{1});
+}
+
+TEST(SlotTable, ASlotInUseCannotBeInstalledAgain) {
+  SlotTable t;
+  ASSERT_EQ(t.install("000012.sst", {5, 10}), "");
+  EXPECT_NE(t.install("000013.sst", {5, 10}).find("still used by 000012.sst"), std::string::npos);
+  EXPECT_NE(t.install("000012.sst", {6, 10}).find("already installed"), std::string::npos);
+  t.remove("000012.sst");
+  EXPECT_NE(t.install("000013.sst", {5, 10}), "") << "deleted but not released yet";
+  t.end_catch_up(t.begin_catch_up());
+  EXPECT_EQ(t.install("000013.sst", {5, 10}), "");
+}
+
+TEST(MirrorApplier, AppliesFileOperationsInOrder) {
+  TempDir d;
+  SlotTable t;
+  PoolHeader h;
+  h.slot_count = 4;
+  h.slot_size = 1 << 20;
+  MirrorApplier m(d.path(), t, h);
+  ASSERT_EQ(m.apply(op(wire::FileOp::TRUNCATE, "000001.dbtmp")), "");
+  ASSERT_EQ(m.apply(append("000001.dbtmp", 0, "MANIFEST-000001\n")), "");
+  ASSERT_EQ(m.apply(append("MANIFEST-000001", 0, "abc")), "");
+  ASSERT_EQ(m.apply(append("MANIFEST-000001", 3, "def")), "");
+  auto rename = op(wire::FileOp::RENAME, "000001.dbtmp");
+  rename.set_target("CURRENT");
+  ASSERT_EQ(m.apply(rename), "");
+  ASSERT_EQ(m.apply(install("000004.sst", 2, 1000)), "");
+  ASSERT_EQ(m.apply(append("000003.log", 0, "wal")), "");
+  ASSERT_EQ(m.apply(op(wire::FileOp::DELETE, "000003.log")), "");
+  EXPECT_EQ(slurp(d.path() + "/CURRENT"), "MANIFEST-000001\n");
+  EXPECT_EQ(slurp(d.path() + "/MANIFEST-000001"), "abcdef");
+  EXPECT_FALSE(std::filesystem::exists(d.path() + "/000003.log"));
+  EXPECT_FALSE(std::filesystem::exists(d.path() + "/000004.sst")) << "SSTs live in slots, not in the mirror";
+  ASSERT_TRUE(t.find("000004.sst"));
+  EXPECT_EQ(t.find("000004.sst")->slot, 2u);
+  auto trunc = op(wire::FileOp::TRUNCATE, "MANIFEST-000001");
+  trunc.set_size(2);
+  ASSERT_EQ(m.apply(trunc), "");
+  EXPECT_EQ(slurp(d.path() + "/MANIFEST-000001"), "ab");
+}
+
+TEST(MirrorApplier, MalformedOperationsAreRefused) {
+  TempDir d;
+  SlotTable t;
+  PoolHeader h;
+  h.slot_count = 4;
+  h.slot_size = 1 << 20;
+  MirrorApplier m(d.path(), t, h);
+  EXPECT_NE(m.apply(append("../escape", 0, "x")), "");
+  EXPECT_NE(m.apply(append("a/b", 0, "x")), "");
+  EXPECT_NE(m.apply(append("", 0, "x")), "");
+  EXPECT_NE(m.apply(append("000005.sst", 0, "x")).find("through a slot"), std::string::npos);
+  EXPECT_NE(m.apply(install("MANIFEST-000001", 1, 10)).find("not an SST"), std::string::npos);
+  EXPECT_NE(m.apply(install("000005.sst", 4, 10)).find("outside this replica's pool"), std::string::npos);
+  EXPECT_NE(m.apply(install("000005.sst", 1, 2 << 20)).find("more than a slot"), std::string::npos);
+  auto bad = op(wire::FileOp::RENAME, "CURRENT");
+  bad.set_target("../x");
+  EXPECT_NE(m.apply(bad), "");
+  EXPECT_FALSE(std::filesystem::exists(d.path() + "/../escape"));
+}
