@@ -127,6 +127,17 @@ std::string nvmet_row() {
   return "configfs not mounted (mount -t configfs none /sys/kernel/config)";
 }
 
+// read_xrp is syscall 451 only on the fastpath kernel (upstream later gave
+// 451 to cachestat), so only probe there.  A bad fd gives EBADF when the call
+// exists, ENOSYS when it does not.
+std::string xrp_row(bool fastpath_kernel) {
+  if (!fastpath_kernel) return "unknown: not a fastpath kernel";
+  const long rc = ::syscall(451, -1, nullptr, 0, 0, -1, nullptr);
+  if (rc < 0 && errno == ENOSYS) return "read_xrp missing (kernel built without CONFIG_XRP)";
+  if (rc < 0 && errno == EBADF) return "read_xrp (syscall 451) present";
+  return std::string("read_xrp probe: unexpected ") + std::strerror(errno);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,7 +158,7 @@ int main(int argc, char** argv) {
   t.add_row({"nvmet", nvmet_row()});
 
   // fastpath kernel features: each names the issue that adds it.
-  t.add_row({"xrp", "not in this kernel yet (read_xrp syscall: issue 3)"});
+  t.add_row({"xrp", xrp_row(fastpath_kernel)});
   t.add_row({"dfuse leases", "not in this kernel yet (FUSE lease mode: issue 4)"});
 
   if (json_path.empty()) {
