@@ -39,7 +39,7 @@ void write_ready_file(const std::string& path, const std::string& addr) {
 struct Args {
   fastpath::rubble::NodeOptions o;
   std::string role = "tail", mode = "baseline", sst_size = "8M";
-  double connect_timeout = 5, ack_timeout = 10;
+  double connect_timeout = 5, ack_timeout = 10, catch_up_ms = 1;
 };
 
 void add_options(CLI::App& app, Args& a) {
@@ -58,6 +58,9 @@ void add_options(CLI::App& app, Args& a) {
       ->capture_default_str();
   app.add_option("--connect-timeout", a.connect_timeout, "seconds to wait for the successor")->capture_default_str();
   app.add_option("--ack-timeout", a.ack_timeout, "seconds a write may wait for the tail")->capture_default_str();
+  app.add_option("--catch-up-interval", a.catch_up_ms,
+                 "rubble tail: milliseconds between catch-ups of its secondary RocksDB (group commit)")
+      ->capture_default_str();
   app.add_option("--ready-file", a.o.ready_file, "write the bound address here once serving");
 }
 
@@ -71,6 +74,7 @@ std::string finish_options(Args& a) {
   a.o.sst_size = fastpath::cli::parse_size(a.sst_size);
   a.o.connect_timeout = std::chrono::milliseconds(static_cast<long>(a.connect_timeout * 1000));
   a.o.ack_timeout = std::chrono::milliseconds(static_cast<long>(a.ack_timeout * 1000));
+  a.o.catch_up_interval = std::chrono::microseconds(static_cast<long>(a.catch_up_ms * 1000));
   return "";
 }
 

@@ -85,8 +85,9 @@ class Session {
 
   ReplicaSession proto;
   std::unique_ptr<Downstream> down;
-  std::atomic<std::uint64_t> acked{0};    // cumulative ack last sent upstream
-  std::atomic<std::uint64_t> applied{0};  // last entry applied here
+  std::atomic<std::uint64_t> acked{0};                  // cumulative ack last sent upstream
+  std::atomic<std::uint64_t> applied{0};                // last entry applied here
+  std::chrono::steady_clock::time_point last_catch_up;  // worker thread only
 
  private:
   grpc::ServerContext* ctx_;
@@ -245,18 +246,26 @@ void Replica::add_releases(wire::ChainAck& ack, std::uint32_t position) {
   for (auto slot : slots) r->add_slots(slot);
 }
 
-// Rubble mode, on the session's worker thread.  The tail acknowledges here:
-// one catch-up covers every batch applied meanwhile, so under load the
-// secondary installs many batches at once.
+// Rubble mode, on the session's worker thread: woken after every batch and
+// every 100 ms.  A tail acknowledges here, after a catch-up: each catch-up
+// costs RocksDB a new version of every column family (O(files)), so one
+// catch-up covers every batch applied meanwhile, at most one per
+// --catch-up-interval (group commit).  A middle catches up when changes wait.
 void Replica::tick(Session& s) {
   const std::uint64_t applied = s.applied.load();
   const bool ack = options_.role == Role::kTail && applied > s.acked.load();
+  if (ack) {
+    const auto due = s.last_catch_up + options_.catch_up_interval;
+    if (std::chrono::steady_clock::now() < due) std::this_thread::sleep_until(due);
+    s.last_catch_up = std::chrono::steady_clock::now();
+  }
+  const std::uint64_t covered = s.applied.load();  // everything applied before the catch-up starts
   if (auto e = ack ? rubble_->catch_up_now() : rubble_->tick(); !e.empty()) {
     s.fail(who() + ": " + e);
     return;
   }
   if (ack) {
-    acknowledge(s, applied);
+    acknowledge(s, covered);
     return;
   }
   wire::ChainAck msg;
@@ -276,14 +285,14 @@ std::string Replica::on_batch(Session& s, const wire::ChainBatch& batch) {
   if (!err.empty()) return who() + ": " + err;
   const std::uint64_t last = batch.entries().rbegin()->seq();
   applied_seq_ = last;
-  s.applied = last;
   if (!tail) {
     if (!s.down->write(batch)) return who() + ": lost the replication stream to its successor at " + options_.next;
     bytes_sent_ = s.down->bytes_sent();
     return "";
   }
+  s.applied = last;
   if (rubble_)
-    s.wake();  // the worker catches up, then acknowledges
+    s.wake();  // the worker installs the head's changes, then acknowledges them
   else
     acknowledge(s, last);
   return "";

@@ -7,7 +7,7 @@
 // secondary instance on that directory (DB::OpenAsSecondary), which installs
 // the head's version edits and replays its WAL on TryCatchUpWithPrimary().
 // The tail catches up before it acknowledges (one catch-up for all batches
-// applied meanwhile); a middle
+// applied meanwhile, at most one per --catch-up-interval); a middle
 // catches up at most every 50 ms (it serves no reads, but must drop files
 // the head deleted to return their slots).
 //

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "store.h"
 
+#include <rocksdb/cache.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -36,6 +37,9 @@ rocksdb::Options Store::make_options(const StoreOptions& so, std::shared_ptr<Cou
   o.statistics = rocksdb::CreateDBStatistics();
   o.listeners.push_back(std::move(listener));
   if (so.env) o.env = so.env;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(so.block_cache);
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return o;
 }
 

@@ -21,9 +21,10 @@
 namespace fastpath::rubble {
 
 struct StoreOptions {
-  std::uint64_t sst_size = 8 << 20;  // target SST size = memtable size
-  rocksdb::Env* env = nullptr;       // nullptr: the default environment
-  bool with_meta = true;             // keep the applied sequence number (baseline)
+  std::uint64_t sst_size = 8 << 20;    // target SST size = memtable size
+  rocksdb::Env* env = nullptr;         // nullptr: the default environment
+  bool with_meta = true;               // keep the applied sequence number (baseline)
+  std::size_t block_cache = 64 << 20;  // block cache bytes (the same in both modes)
 };
 
 struct StoreStats {
