@@ -27,6 +27,7 @@ std::unique_ptr<Command> make_get_command();
 std::unique_ptr<Command> make_range_command();
 std::unique_ptr<Command> make_agg_command();
 std::unique_ptr<Command> make_bench_command();
+std::unique_ptr<Command> make_compare_command();
 
 // Options every query command shares.
 struct QueryOptions {

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, std::unique_ptr<Command>>> commands;
   for (auto make : {make_create_command, make_info_command, make_get_command, make_range_command, make_agg_command,
-                    make_bench_command}) {
+                    make_bench_command, make_compare_command}) {
     auto cmd = make();
     CLI::App* sub = cmd->add_to(app);
     commands.emplace_back(sub, std::move(cmd));
