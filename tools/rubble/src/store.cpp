@@ -31,6 +31,9 @@ rocksdb::Options Store::make_options(const StoreOptions& so, std::shared_ptr<Cou
   o.write_buffer_size = so.sst_size;
   o.target_file_size_base = so.sst_size;
   o.max_bytes_for_level_base = 4 * so.sst_size;
+  // Cut compaction outputs at the target size: a rubble slot holds at most
+  // target + 1 MiB, and RocksDB 7.8 otherwise makes files of up to 2x target.
+  o.level_compaction_dynamic_file_size = false;
   o.max_background_jobs = 2;
   o.recycle_log_file_num = 0;  // the rubble mirror relies on plain WAL files
   o.keep_log_file_num = 4;
