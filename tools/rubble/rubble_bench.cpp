@@ -35,12 +35,12 @@ namespace {
 constexpr const char* kTool = "rubble-bench";
 
 struct Config {
-  std::uint64_t records = 50000;
-  std::uint64_t ops = 50000;
+  std::uint64_t records = 30000;
+  std::uint64_t ops = 20000;
   std::size_t value_size = 1024;
   int threads = 8;
   int replicas = 2;
-  std::uint64_t sst_size = 4 << 20;
+  std::uint64_t sst_size = 1 << 20;
   std::uint32_t pool_slots = 0;
   double catch_up_ms = 1;
   std::vector<Mode> modes;
@@ -333,7 +333,7 @@ int run(Config& cfg) {
 int main(int argc, char** argv) {
   CLI::App app{"rubble-bench: YCSB load and workload A on a three-node RubbleDB chain, baseline vs rubble mode"};
   Config cfg;
-  std::string value_size = "1K", sst_size = "4M", modes = "baseline,rubble", dists = "uniform,zipfian";
+  std::string value_size = "1K", sst_size = "1M", modes = "baseline,rubble", dists = "uniform,zipfian";
   app.add_option("--records", cfg.records, "records inserted by the load phase")->capture_default_str();
   app.add_option("--ops", cfg.ops, "operations of each workload A phase")->capture_default_str();
   app.add_option("--value-size", value_size, "value size")

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// rubble-client: put, get and delete keys on a RubbleDB chain, and show a
+// node's statistics.  Writes go to the head, reads to the tail.
+//
+//   $ rubble-client --head 127.0.0.1:7000 --tail 127.0.0.1:7002 put user1 hello
+//   ok (seq 1)
+//   $ rubble-client --head 127.0.0.1:7000 --tail 127.0.0.1:7002 get user1
+//   hello
+//   $ rubble-client stats 127.0.0.1:7002
+//   role tail, mode rubble, chain 3f2a..., position 2, applied 1, acked 1, ...
+#include <iostream>
+
+#include "client.h"
+#include "fastpath/cli.h"
+
+namespace {
+
+constexpr const char* kTool = "rubble-client";
+
+int fail(const grpc::Status& st) {
+  fastpath::cli::error(kTool, fastpath::rubble::describe(st));
+  return 1;
+}
+
+void print_stats(const fastpath::rubble::wire::StatsReply& r) {
+  std::cout << "role " << r.role() << ", mode " << r.mode() << ", chain " << r.chain_id() << ", position "
+            << r.position() << ", pid " << r.pid() << "\n"
+            << "applied " << r.applied_seq() << ", acked " << r.acked_seq() << ", cpu " << r.cpu_seconds() << " s\n"
+            << "flushes " << r.flushes() << ", compactions " << r.compactions() << ", flushed " << r.flush_bytes()
+            << " B, compacted " << r.compact_bytes() << " B\n"
+            << "live SSTs " << r.live_sst_files() << " (" << r.live_sst_bytes() << " B), slots " << r.slots_in_use()
+            << "/" << r.slots_total() << ", SSTs shipped " << r.ssts_shipped() << " (" << r.bytes_shipped()
+            << " B), catch-ups " << r.catchups() << "\n"
+            << "replication bytes sent " << r.bytes_sent() << ", received " << r.bytes_received() << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"rubble-client: put, get and delete keys on a RubbleDB chain; show a node's statistics"};
+  app.require_subcommand(1);
+  std::string head = "127.0.0.1:7000", tail = "127.0.0.1:7002", key, value, addr;
+  app.add_option("--head", head, "the chain's head (writes)")->capture_default_str();
+  app.add_option("--tail", tail, "the chain's tail (reads)")->capture_default_str();
+  auto* put = app.add_subcommand("put", "write KEY = VALUE; returns once the tail has it");
+  put->add_option("key", key, "key")->required();
+  put->add_option("value", value, "value")->required();
+  auto* get = app.add_subcommand("get", "read KEY at the tail");
+  get->add_option("key", key, "key")->required();
+  auto* del = app.add_subcommand("del", "delete KEY");
+  del->add_option("key", key, "key")->required();
+  auto* stats = app.add_subcommand("stats", "show the statistics of the node at ADDR");
+  stats->add_option("addr", addr, "node address")->required();
+  if (int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
+
+  fastpath::rubble::ChainClient c(head, tail);
+  std::uint64_t seq = 0;
+  if (*put) {
+    if (auto st = c.put(key, value, &seq); !st.ok()) return fail(st);
+    std::cout << "ok (seq " << seq << ")\n";
+  } else if (*del) {
+    if (auto st = c.del(key, &seq); !st.ok()) return fail(st);
+    std::cout << "ok (seq " << seq << ")\n";
+  } else if (*get) {
+    bool found = false;
+    if (auto st = c.get(key, &value, &found); !st.ok()) return fail(st);
+    if (!found) {
+      std::cerr << kTool << ": " << key << ": not found\n";
+      return 3;
+    }
+    std::cout << value << "\n";
+  } else {
+    fastpath::rubble::wire::StatsReply r;
+    if (auto st = fastpath::rubble::ChainClient::stats(addr, &r); !st.ok()) return fail(st);
+    print_stats(r);
+  }
+  return 0;
+}
