@@ -42,7 +42,7 @@ struct Config {
   int replicas = 2;
   std::uint64_t sst_size = 1 << 20;
   std::uint32_t pool_slots = 0;
-  double catch_up_ms = 1;
+  double catch_up_ms = 50;
   std::vector<Mode> modes;
   std::vector<KeyChooser::Kind> dists;
   std::string node, dir, json;
@@ -348,7 +348,8 @@ int main(int argc, char** argv) {
       ->check(fastpath::cli::size_validator())
       ->capture_default_str();
   app.add_option("--pool-slots", cfg.pool_slots, "slots per replica pool (default: 3x the data, at least 64)");
-  app.add_option("--catch-up-interval", cfg.catch_up_ms, "rubble tail: milliseconds between catch-ups (rubble-node)")
+  app.add_option("--catch-up-interval", cfg.catch_up_ms,
+                 "rubble replicas: milliseconds between catch-ups (rubble-node)")
       ->capture_default_str();
   app.add_option("--node", cfg.node, "rubble-node binary (default: next to rubble-bench)");
   app.add_option("--dir", cfg.dir, "directory for the nodes' data (default: a temporary one, removed)");

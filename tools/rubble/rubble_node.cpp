@@ -39,7 +39,7 @@ void write_ready_file(const std::string& path, const std::string& addr) {
 struct Args {
   fastpath::rubble::NodeOptions o;
   std::string role = "tail", mode = "baseline", sst_size = "8M";
-  double connect_timeout = 5, ack_timeout = 10, catch_up_ms = 1;
+  double connect_timeout = 5, ack_timeout = 10, catch_up_ms = 50;
 };
 
 void add_options(CLI::App& app, Args& a) {
@@ -59,7 +59,7 @@ void add_options(CLI::App& app, Args& a) {
   app.add_option("--connect-timeout", a.connect_timeout, "seconds to wait for the successor")->capture_default_str();
   app.add_option("--ack-timeout", a.ack_timeout, "seconds a write may wait for the tail")->capture_default_str();
   app.add_option("--catch-up-interval", a.catch_up_ms,
-                 "rubble tail: milliseconds between catch-ups of its secondary RocksDB (group commit)")
+                 "rubble replicas: at least this many milliseconds between catch-ups of the secondary RocksDB")
       ->capture_default_str();
   app.add_option("--ready-file", a.o.ready_file, "write the bound address here once serving");
 }

@@ -25,7 +25,7 @@ struct NodeOptions {
   std::uint64_t sst_size = 8 << 20;        // SST target size = memtable size; slot = this + 1 MiB
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds ack_timeout{10000};
-  std::chrono::microseconds catch_up_interval{1000};  // rubble tail: at most one catch-up per interval
+  std::chrono::microseconds catch_up_interval{50000};  // rubble replicas: at most one catch-up per interval
 };
 
 // "" when the options are consistent, else the first problem and its fix.

@@ -85,9 +85,7 @@ class Session {
 
   ReplicaSession proto;
   std::unique_ptr<Downstream> down;
-  std::atomic<std::uint64_t> acked{0};                  // cumulative ack last sent upstream
-  std::atomic<std::uint64_t> applied{0};                // last entry applied here
-  std::chrono::steady_clock::time_point last_catch_up;  // worker thread only
+  std::atomic<std::uint64_t> acked{0};  // cumulative ack last sent upstream
 
  private:
   grpc::ServerContext* ctx_;
@@ -201,7 +199,6 @@ std::string Replica::begin_session(Session& s, const wire::Hello& hello) {
   applied_seq_ = s.proto.next_seq() - 1;
   acked_seq_ = applied_seq_.load();
   s.acked = applied_seq_.load();
-  s.applied = applied_seq_.load();
   if (!s.send(up)) return who() + ": the predecessor went away during the Hello";
   if (rubble_) s.start_worker([this, &s] { tick(s); });
   return "";
@@ -246,26 +243,11 @@ void Replica::add_releases(wire::ChainAck& ack, std::uint32_t position) {
   for (auto slot : slots) r->add_slots(slot);
 }
 
-// Rubble mode, on the session's worker thread: woken after every batch and
-// every 100 ms.  A tail acknowledges here, after a catch-up: each catch-up
-// costs RocksDB a new version of every column family (O(files)), so one
-// catch-up covers every batch applied meanwhile, at most one per
-// --catch-up-interval (group commit).  A middle catches up when changes wait.
+// Rubble mode, on the session's worker thread (woken when a catch-up is due,
+// and every 100 ms): catch up, and return the slots that freed up.
 void Replica::tick(Session& s) {
-  const std::uint64_t applied = s.applied.load();
-  const bool ack = options_.role == Role::kTail && applied > s.acked.load();
-  if (ack) {
-    const auto due = s.last_catch_up + options_.catch_up_interval;
-    if (std::chrono::steady_clock::now() < due) std::this_thread::sleep_until(due);
-    s.last_catch_up = std::chrono::steady_clock::now();
-  }
-  const std::uint64_t covered = s.applied.load();  // everything applied before the catch-up starts
-  if (auto e = ack ? rubble_->catch_up_now() : rubble_->tick(); !e.empty()) {
+  if (auto e = rubble_->tick(); !e.empty()) {
     s.fail(who() + ": " + e);
-    return;
-  }
-  if (ack) {
-    acknowledge(s, covered);
     return;
   }
   wire::ChainAck msg;
@@ -286,15 +268,15 @@ std::string Replica::on_batch(Session& s, const wire::ChainBatch& batch) {
   const std::uint64_t last = batch.entries().rbegin()->seq();
   applied_seq_ = last;
   if (!tail) {
+    if (rubble_ && rubble_->catch_up_due()) s.wake();
     if (!s.down->write(batch)) return who() + ": lost the replication stream to its successor at " + options_.next;
     bytes_sent_ = s.down->bytes_sent();
     return "";
   }
-  s.applied = last;
-  if (rubble_)
-    s.wake();  // the worker installs the head's changes, then acknowledges them
-  else
-    acknowledge(s, last);
+  // A rubble tail reads the writes its secondary has not installed yet from
+  // its overlay: it acknowledges right away too.
+  acknowledge(s, last);
+  if (rubble_ && rubble_->catch_up_due()) s.wake();
   return "";
 }
 

@@ -8,8 +8,6 @@ namespace fastpath::rubble {
 
 namespace {
 
-constexpr auto kMiddleCatchUp = std::chrono::milliseconds(50);
-
 std::string sub_dir(const std::string& db, const char* name) {
   return (std::filesystem::absolute(db) / name).string();
 }
@@ -42,6 +40,9 @@ std::string RubbleReplica::reset(const std::string& chain_id) {
   close_secondary();
   applier_->reset();
   table_.reset();
+  overlay_.clear();
+  wal_parsers_.clear();
+  applied_ = 0;
   std::error_code ec;
   std::filesystem::remove_all(secondary_dir_, ec);
   dirty_ = false;
@@ -67,23 +68,36 @@ std::string RubbleReplica::open_secondary() {
   return "";
 }
 
+std::string RubbleReplica::apply_to_overlay(const wire::FileOp& op, std::uint64_t seq) {
+  if (op.name().size() < 4 || op.name().compare(op.name().size() - 4, 4, ".log") != 0) return "";
+  if (op.type() == wire::FileOp::DELETE) {
+    wal_parsers_.erase(op.name());
+    return "";
+  }
+  auto& parser = wal_parsers_[op.name()];
+  if (op.type() == wire::FileOp::TRUNCATE) return parser.truncate(op.size());
+  if (op.type() != wire::FileOp::APPEND) return "";
+  return parser.feed(op.offset(), op.data(), [&](std::string_view record) { return overlay_.apply(record, seq); });
+}
+
 std::string RubbleReplica::apply(const wire::ChainBatch& batch) {
+  const bool tail = options_.role == Role::kTail;
   for (const auto& e : batch.entries()) {
     if (!e.has_file()) return "protocol error: entry " + std::to_string(e.seq()) + " is not a file operation";
     if (auto err = applier_->apply(e.file()); !err.empty()) return err;
+    if (tail)
+      if (auto err = apply_to_overlay(e.file(), e.seq()); !err.empty()) return "the head's WAL: " + err;
+    applied_ = e.seq();
     dirty_ = true;
     if (e.file().type() == wire::FileOp::OPEN_DB)
       if (auto err = open_secondary(); !err.empty()) return err;
   }
-  if (options_.role == Role::kTail) return "";
-  std::unique_lock lock(catch_up_mu_, std::try_to_lock);
-  const bool due = lock.owns_lock() && std::chrono::steady_clock::now() - last_catch_up_ >= kMiddleCatchUp;
-  if (lock.owns_lock()) lock.unlock();
-  return due ? catch_up() : "";
+  return "";
 }
 
-std::string RubbleReplica::tick() {
-  return dirty_.load() ? catch_up() : "";
+bool RubbleReplica::catch_up_due() const {
+  const auto since = std::chrono::steady_clock::now().time_since_epoch().count() - last_catch_up_.load();
+  return dirty_.load() && since >= std::chrono::steady_clock::duration(options_.catch_up_interval).count();
 }
 
 std::string RubbleReplica::catch_up() {
@@ -91,16 +105,25 @@ std::string RubbleReplica::catch_up() {
   if (!store_) return "";
   std::lock_guard lock(catch_up_mu_);
   dirty_ = false;
-  last_catch_up_ = std::chrono::steady_clock::now();
+  last_catch_up_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  const std::uint64_t covered = applied_.load();  // applied before the catch-up begins
   const std::uint64_t ticket = table_.begin_catch_up();
   const auto st = store_->catch_up();
   catchups_++;
   if (!st.ok()) return "the secondary RocksDB could not install the head's changes: " + st.ToString();
   table_.end_catch_up(ticket);
+  overlay_.trim(covered);
   return "";
 }
 
 grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
+  if (const auto recent = overlay_.get(key)) {
+    if (*recent) {
+      reply->set_found(true);
+      reply->set_value(**recent);
+    }
+    return grpc::Status::OK;
+  }
   std::shared_lock lock(db_mu_);
   if (!store_)
     return {grpc::StatusCode::UNAVAILABLE, "this replica has not received the head's database yet: wait for the head"};
@@ -117,6 +140,7 @@ void RubbleReplica::fill_stats(wire::StatsReply* r) {
   r->set_slots_total(pool_->header().slot_count);
   r->set_slots_in_use(table_.in_use());
   r->set_catchups(catchups_.load());
+  r->set_overlay_keys(overlay_.size());
   std::shared_lock lock(db_mu_);
   if (!store_) return;
   const auto s = store_->stats();

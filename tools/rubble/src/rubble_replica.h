@@ -6,10 +6,11 @@
 // regular files; SSTs as slots of its own pool) and runs RocksDB as a
 // secondary instance on that directory (DB::OpenAsSecondary), which installs
 // the head's version edits and replays its WAL on TryCatchUpWithPrimary().
-// The tail catches up before it acknowledges (one catch-up for all batches
-// applied meanwhile, at most one per --catch-up-interval); a middle
-// catches up at most every 50 ms (it serves no reads, but must drop files
-// the head deleted to return their slots).
+// A catch-up makes RocksDB 7.8 build a new version of the LSM tree, whatever
+// changed, so replicas catch up at most once per --catch-up-interval, on the
+// session's worker thread.  The tail also decodes the head's WAL as it
+// arrives into an overlay of recent writes (overlay.h) and reads it before
+// the secondary: it acknowledges a write as soon as it has applied it.
 //
 // Layout of --db: CHAIN, mirror/ (the head's files), secondary/ (the
 // secondary instance's own LOG).
@@ -21,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -28,6 +30,7 @@
 #include <vector>
 
 #include "options.h"
+#include "overlay.h"
 #include "pool.h"
 #include "rubble.pb.h"
 #include "slot_fs.h"
@@ -47,14 +50,13 @@ class RubbleReplica {
   // A new stream from the head: drop the secondary, empty the mirror, free
   // every slot, and record the chain in the pool.  "" or why not.
   std::string reset(const std::string& chain_id);
-  // Applies the batch's file operations in order (a middle catches up at
-  // most every 50 ms).
+  // Applies the batch's file operations in order (the tail: also to its
+  // overlay).
   std::string apply(const wire::ChainBatch& batch);
-  // Installs everything applied so far into the secondary (the tail, before
-  // it acknowledges).
-  std::string catch_up_now() { return catch_up(); }
-  // Periodic work: catch up when changes wait.
-  std::string tick();
+  // Whether changes wait and the last catch-up is --catch-up-interval old.
+  bool catch_up_due() const;
+  // Catches up when due (the session's worker).
+  std::string tick() { return catch_up_due() ? catch_up() : ""; }
   std::vector<std::uint32_t> take_released() { return table_.take_released(); }
 
   grpc::Status get(const std::string& key, wire::GetReply* reply);
@@ -63,6 +65,7 @@ class RubbleReplica {
  private:
   std::string open_secondary();
   std::string catch_up();
+  std::string apply_to_overlay(const wire::FileOp& op, std::uint64_t seq);
   void close_secondary();
 
   const NodeOptions options_;
@@ -73,12 +76,15 @@ class RubbleReplica {
   std::unique_ptr<MirrorApplier> applier_;
   std::shared_ptr<SlotFileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
-  std::shared_mutex db_mu_;                              // exclusive: open/close the secondary; shared: use it
-  std::unique_ptr<Store> store_;                         // guarded by db_mu_
-  std::mutex catch_up_mu_;                               // one TryCatchUpWithPrimary at a time
-  std::chrono::steady_clock::time_point last_catch_up_;  // guarded by catch_up_mu_
-  std::atomic<bool> dirty_{false};                       // operations applied since the last catch-up
+  std::shared_mutex db_mu_;                                       // exclusive: open/close the secondary; shared: use it
+  std::unique_ptr<Store> store_;                                  // guarded by db_mu_
+  std::mutex catch_up_mu_;                                        // one TryCatchUpWithPrimary at a time
+  std::atomic<std::chrono::steady_clock::rep> last_catch_up_{0};  // steady_clock ticks
+  std::atomic<bool> dirty_{false};                                // operations applied since the last catch-up
+  std::atomic<std::uint64_t> applied_{0};                         // last entry applied to the mirror
   std::atomic<std::uint64_t> catchups_{0};
+  Overlay overlay_;                               // tail only
+  std::map<std::string, WalParser> wal_parsers_;  // tail only; stream thread only
 };
 
 }  // namespace fastpath::rubble
