@@ -37,7 +37,12 @@ void Head::start() {
   sequencer_ = std::make_unique<Sequencer>(head_seq, kMaxQueuedBytes);
   connect_chain();
   sender_ = std::thread([this] { sender_loop(); });
-  if (rubble_) store_ = rubble_->open_store(rocksdb_dir(options_.db), so, *sequencer_);
+  if (!rubble_) return;
+  store_ = rubble_->open_store(rocksdb_dir(options_.db), so, *sequencer_);
+  // Serve only once every replica has the head's database open.
+  wire::WriteReply ignored;
+  if (const auto st = wait_ack(sequencer_->last_seq(), &ignored); !st.ok())
+    throw std::runtime_error("the replicas did not install the head's database: " + st.error_message());
 }
 
 void Head::connect_chain() {

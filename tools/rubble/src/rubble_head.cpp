@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -137,12 +138,20 @@ void RubbleHead::mirror_file(const std::string& name, const std::string& path) {
   }
 }
 
+// Sends every file dir already holds.  In file-number order (shorter names
+// first: RocksDB pads numbers to six digits at least), so that the tail's
+// overlay sees older WALs before newer ones.
 void RubbleHead::mirror_existing(const std::string& dir) {
+  std::vector<std::string> names;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename();
-    if (entry.is_regular_file() && classify(name) != FileKind::kLocal) mirror_file(name, entry.path());
+    if (entry.is_regular_file() && classify(name) != FileKind::kLocal) names.push_back(name);
   }
+  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  });
+  for (const auto& name : names) mirror_file(name, dir + "/" + name);
 }
 
 std::unique_ptr<Store> RubbleHead::open_store(const std::string& dir, StoreOptions so, Sequencer& sequencer) {

@@ -125,6 +125,7 @@ Chain::Chain(ChainSpec spec) : spec_(std::move(spec)) {
       if (role == Role::kHead)
         for (std::size_t r = 1; r < names.size(); ++r)
           if (spec_.mode == Mode::kRubble) args.insert(args.end(), {"--replica-pool", pool_path(names[r])});
+      if (role == Role::kHead) head_args_ = args;
       auto p = spawn_node(spec_.node_binary, args, spec_.dir + "/" + names[i] + ".log",
                           spec_.dir + "/" + names[i] + ".addr");
       p.role = role;
@@ -146,6 +147,14 @@ Chain::~Chain() {
 void Chain::stop_node_at(std::size_t i) {
   stop_node(nodes_.at(i).pid);
   nodes_[i].pid = -1;
+}
+
+void Chain::restart_head() {
+  if (nodes_.at(0).pid > 0) stop_node_at(0);
+  auto p = spawn_node(spec_.node_binary, head_args_, spec_.dir + "/head.log", spec_.dir + "/head.addr");
+  p.role = Role::kHead;
+  p.name = "head";
+  nodes_[0] = p;
 }
 
 void Chain::stop() {

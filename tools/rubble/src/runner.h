@@ -56,6 +56,8 @@ class Chain {
   void stop();
   // Stops node i (0 = head) alone.
   void stop_node_at(std::size_t i);
+  // Starts the head again with the same command line (after stop_node_at(0)).
+  void restart_head();
 
  private:
   std::vector<std::string> node_args(Role role, const std::string& name, const std::string& next) const;
@@ -63,6 +65,7 @@ class Chain {
 
   ChainSpec spec_;
   std::vector<NodeProcess> nodes_;
+  std::vector<std::string> head_args_;
 };
 
 }  // namespace fastpath::rubble
