@@ -23,50 +23,9 @@
 #include <unistd.h>
 
 #include "../../kselftest_harness.h"
+#include "../lib/fastpath_ksft.h"
 
 #define NVME_SERIAL "fastpath0"
-
-static int read_str(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -errno;
-	if (!fgets(buf, len, f)) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-	/* sysfs pads some attributes (serial, model) with spaces */
-	for (size_t n = strlen(buf); n && buf[n - 1] == ' '; n--)
-		buf[n - 1] = '\0';
-	return 0;
-}
-
-/* Finds the block device of the first namespace of the controller with this serial. */
-static int find_nvme_ns(const char *serial, char *dev, size_t len)
-{
-	char path[512], val[128];
-	struct dirent *de;
-	DIR *d = opendir("/sys/class/nvme");
-	int ret = -ENODEV;
-
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/class/nvme/%s/serial", de->d_name);
-		if (read_str(path, val, sizeof(val)) || strcmp(val, serial))
-			continue;
-		snprintf(dev, len, "/dev/%sn1", de->d_name);
-		ret = 0;
-		break;
-	}
-	closedir(d);
-	return ret;
-}
 
 static int run(const char *cmd)
 {
@@ -88,7 +47,7 @@ TEST(kernel_is_ours)
 	ASSERT_EQ(0, uname(&u));
 	TH_LOG("running %s, expected %s built on %s", u.release, want_rel, want_tag);
 	EXPECT_STREQ(want_rel, u.release);
-	ASSERT_EQ(0, read_str("/proc/version", version, sizeof(version)));
+	ASSERT_EQ(0, fp_read_str("/proc/version", version, sizeof(version)));
 	EXPECT_NE(NULL, strstr(version, want_tag))
 		TH_LOG("/proc/version '%s' lacks build tag %s: a stale kernel?", version, want_tag);
 }
@@ -97,11 +56,11 @@ TEST(nvme_present_512)
 {
 	char dev[64], path[256], lbs[32];
 
-	ASSERT_EQ(0, find_nvme_ns(NVME_SERIAL, dev, sizeof(dev)))
+	ASSERT_EQ(0, fp_find_nvme_ns(NVME_SERIAL, dev, sizeof(dev)))
 		TH_LOG("no NVMe controller with serial %s (scripts/vng --nvme)", NVME_SERIAL);
 	TH_LOG("namespace %s", dev);
 	snprintf(path, sizeof(path), "/sys/block/%s/queue/logical_block_size", dev + 5);
-	ASSERT_EQ(0, read_str(path, lbs, sizeof(lbs)));
+	ASSERT_EQ(0, fp_read_str(path, lbs, sizeof(lbs)));
 	EXPECT_STREQ("512", lbs);
 }
 
@@ -112,7 +71,7 @@ TEST(nvme_odirect_512)
 	char dev[64];
 	int fd;
 
-	ASSERT_EQ(0, find_nvme_ns(NVME_SERIAL, dev, sizeof(dev)));
+	ASSERT_EQ(0, fp_find_nvme_ns(NVME_SERIAL, dev, sizeof(dev)));
 	fd = open(dev, O_RDWR | O_DIRECT);
 	ASSERT_LE(0, fd) TH_LOG("open %s O_DIRECT: %s", dev, strerror(errno));
 	ASSERT_EQ(0, posix_memalign((void **)&wbuf, 4096, bs * nblk));

@@ -31,49 +31,10 @@
 #include <time.h>
 
 #include "../../kselftest_harness.h"
+#include "../lib/fastpath_ksft.h"
 #include "xrp_prog.h"
 
 #define REGION (64ULL << 20)
-
-static int read_str(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -errno;
-	if (!fgets(buf, len, f)) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-	for (size_t n = strlen(buf); n && buf[n - 1] == ' '; n--)
-		buf[n - 1] = '\0';
-	return 0;
-}
-
-static int find_nvme_ns(const char *serial, char *dev, size_t len)
-{
-	char path[512], val[128];
-	struct dirent *de;
-	DIR *d = opendir("/sys/class/nvme");
-	int ret = -ENODEV;
-
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/class/nvme/%s/serial", de->d_name);
-		if (read_str(path, val, sizeof(val)) || strcmp(val, serial))
-			continue;
-		snprintf(dev, len, "/dev/%sn1", de->d_name);
-		ret = 0;
-		break;
-	}
-	closedir(d);
-	return ret;
-}
 
 static void *xalloc(size_t n)
 {
@@ -146,9 +107,9 @@ FIXTURE(xrp)
 
 FIXTURE_SETUP(xrp)
 {
-	ASSERT_EQ(0, find_nvme_ns("fastpath0", self->dev512, sizeof(self->dev512)))
+	ASSERT_EQ(0, fp_find_nvme_ns("fastpath0", self->dev512, sizeof(self->dev512)))
 		TH_LOG("no NVMe controller with serial fastpath0 (run through scripts/ksft)");
-	ASSERT_EQ(0, find_nvme_ns("fastpath1", self->dev4k, sizeof(self->dev4k)));
+	ASSERT_EQ(0, fp_find_nvme_ns("fastpath1", self->dev4k, sizeof(self->dev4k)));
 	self->fd512 = open(self->dev512, O_RDWR | O_DIRECT);
 	ASSERT_LE(0, self->fd512);
 	self->fd4k = open(self->dev4k, O_RDWR | O_DIRECT);
@@ -296,7 +257,7 @@ TEST_F(xrp, bad_arguments)
 	/* a block device that is not NVMe: a loop device */
 	ASSERT_EQ(0, system("truncate -s 8M /tmp/xrp-loop.img && "
 			    "losetup -f --show /tmp/xrp-loop.img > /tmp/xrp-loop.dev"));
-	ASSERT_EQ(0, read_str("/tmp/xrp-loop.dev", loopdev, sizeof(loopdev)));
+	ASSERT_EQ(0, fp_read_str("/tmp/xrp-loop.dev", loopdev, sizeof(loopdev)));
 	loopfd = open(loopdev, O_RDONLY | O_DIRECT);
 	ASSERT_LE(0, loopfd);
 	EXPECT_EQ(-1, read_xrp(loopfd, self->buf, 512, 0, self->done_prog, self->scratch));
@@ -567,7 +528,7 @@ FIXTURE_SETUP(xrp_fs)
 {
 	char cmd[512];
 
-	ASSERT_EQ(0, find_nvme_ns("fastpath2", self->disk, sizeof(self->disk)))
+	ASSERT_EQ(0, fp_find_nvme_ns("fastpath2", self->disk, sizeof(self->disk)))
 		TH_LOG("no NVMe controller with serial fastpath2 (run through scripts/ksft)");
 	snprintf(self->part1, sizeof(self->part1), "%sp1", self->disk);
 	snprintf(self->part2, sizeof(self->part2), "%sp2", self->disk);

@@ -15,11 +15,6 @@
 
 namespace fastpath::bpfkv {
 
-void Fd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 AlignedBuffer::AlignedBuffer(std::size_t size) : size_(size) {
   const std::size_t rounded = (size + 4095) / 4096 * 4096;
   void* p = std::aligned_alloc(4096, rounded ? rounded : 4096);

@@ -4,6 +4,8 @@
 // share (file descriptor, aligned buffer).
 #pragma once
 
+#include "fastpath/unique_fd.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -14,33 +16,8 @@
 
 namespace fastpath::bpfkv {
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = o.release();
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
-  int get() const { return fd_; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset();
-
- private:
-  int fd_ = -1;
-};
+// Owns a file descriptor (tools/common).
+using Fd = fastpath::UniqueFd;
 
 // Zeroed memory aligned for O_DIRECT (4096 bytes).
 class AlignedBuffer {

@@ -27,6 +27,7 @@
 
 #include "fastpath/cli.h"
 #include "fastpath/report.h"
+#include "fastpath/unique_fd.h"
 
 namespace fs = std::filesystem;
 
@@ -39,20 +40,6 @@ std::string read_line(const fs::path& p) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\n')) s.pop_back();
   return s;
 }
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 struct Row {
   std::string item, value;
@@ -97,7 +84,7 @@ std::string rdma_row() {
 }
 
 std::string fuse_row() {
-  Fd fd(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
+  fastpath::UniqueFd fd(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
   if (fd.get() >= 0) return "/dev/fuse opens";
   return std::string("/dev/fuse: ") + std::strerror(errno);
 }
@@ -116,7 +103,7 @@ std::string bpf_row() {
   attr.license = reinterpret_cast<std::uint64_t>(license);
   const long fd = ::syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
   if (fd < 0) return std::string("bpf(BPF_PROG_LOAD): ") + std::strerror(errno);
-  Fd guard(static_cast<int>(fd));
+  fastpath::UniqueFd guard(static_cast<int>(fd));
   std::string jit = read_line("/proc/sys/net/core/bpf_jit_enable");
   return "loads programs, JIT " + std::string(jit == "1" ? "on" : "off (" + jit + ")");
 }

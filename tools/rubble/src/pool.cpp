@@ -143,11 +143,6 @@ AlignedBuffer::AlignedBuffer(std::size_t size) : size_(size) {
   p_.reset(static_cast<char*>(p));
 }
 
-void UniqueFd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 Pool::Pool(Private, std::string path, UniqueFd fd, PoolHeader header)
     : path_(std::move(path)), fd_(std::move(fd)), header_(std::move(header)) {}
 

@@ -11,6 +11,8 @@
 // and writes each finished SST into a slot with one O_DIRECT|O_DSYNC write.
 #pragma once
 
+#include "fastpath/unique_fd.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -48,30 +50,7 @@ class AlignedBuffer {
   std::size_t size_ = 0;
 };
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = o.release();
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset();
-
- private:
-  int fd_ = -1;
-};
+using UniqueFd = fastpath::UniqueFd;
 
 struct PoolHeader {
   std::uint64_t slot_size = 0;
