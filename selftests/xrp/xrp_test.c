@@ -566,20 +566,34 @@ TEST_F(xrp_fs, linked_list_raw_partition)
 	close(fd);
 }
 
+/* An empty file of REGION preallocated (unwritten) bytes; returns an O_DIRECT fd. */
+static int make_empty_file(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0644);
+
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, REGION) || fallocate(fd, 0, 0, REGION)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* A file of REGION bytes holding a linked list; returns an O_DIRECT fd. */
 static int make_list_file(const char *path, unsigned int bs, int n, unsigned int seed,
 			  long long *first)
 {
 	long long last;
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0644);
+	int fd = make_empty_file(path);
 
 	if (fd < 0)
 		return -1;
-	if (ftruncate(fd, REGION) || fallocate(fd, 0, 0, REGION))
-		return -1;
 	*first = write_list(fd, bs, n, seed, &last);
-	if (*first < 0 || fsync(fd))
+	if (*first < 0 || fsync(fd)) {
+		close(fd);
 		return -1;
+	}
 	return fd;
 }
 
@@ -652,23 +666,35 @@ TEST_F(xrp_fs, no_stale_block_after_truncate_or_punch)
 
 struct rewriter {
 	const char *path;
-	volatile int stop;
+	int stop;
 	int rounds;
+	/*
+	 * Non-zero while the file is truncated and preallocated but the list is
+	 * not written yet: its blocks are unwritten, so a correct read_xrp()
+	 * must refuse them (ENODATA) however recently it read them.
+	 */
+	int absent;
 };
 
-/* Keeps truncating and rewriting the file with lists of another seed. */
+/* Keeps truncating the file, leaving it without its list a while, and rewriting it. */
 static void *rewriter_main(void *arg)
 {
 	struct rewriter *r = arg;
-	long long first;
+	long long last;
+	int fd, window = 0;
 
-	while (!r->stop) {
-		int fd = make_list_file(r->path, 4096, 12, 99, &first);
-
-		if (fd >= 0)
-			close(fd);
+	while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST)) {
+		fd = make_empty_file(r->path);
+		if (fd < 0)
+			continue;
+		__atomic_store_n(&r->absent, ++window, __ATOMIC_SEQ_CST);
+		usleep(40000);
+		__atomic_store_n(&r->absent, 0, __ATOMIC_SEQ_CST);
+		write_list(fd, 4096, 12, 99, &last);
+		fsync(fd);
+		close(fd);
 		r->rounds++;
-		usleep(20000);	/* a stable window, so some reads can succeed */
+		usleep(40000);	/* a stable window, so some reads can succeed */
 	}
 	return NULL;
 }
@@ -677,10 +703,11 @@ TEST_F(xrp_fs, concurrent_rewrite_never_returns_stale_data)
 {
 	unsigned char *buf = xalloc(4096), *scratch = xalloc(4096);
 	struct rewriter r = { 0 };
+	int ok = 0, refused = 0, wrong = 0, in_window = 0;
+	struct timespec t0, t1;
 	char path[128];
-	pthread_t t;
 	long long first;
-	int ok = 0, failed = 0, wrong = 0;
+	pthread_t t;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/race", self->mnt);
@@ -690,28 +717,47 @@ TEST_F(xrp_fs, concurrent_rewrite_never_returns_stale_data)
 	close(fd);
 	r.path = path;
 	ASSERT_EQ(0, pthread_create(&t, NULL, rewriter_main, &r));
-	for (int i = 0; i < 400; i++) {
+	/* until both kinds of moment have been seen often enough, at most 60 s */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 400 || ok < 20 || in_window < 20; i++) {
+		int before, after;
+		long ret;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (t1.tv_sec - t0.tv_sec > 60)
+			break;
+
 		fd = open(path, O_RDONLY | O_DIRECT);
 		if (fd < 0)
 			continue;
 		memset(scratch, 0, 4096);
-		if (read_xrp(fd, buf, 4096, first, self->prog, scratch) == 4096) {
-			if (*(uint32_t *)scratch == 12 && expect_block(buf, 4096, 99, 11))
+		before = __atomic_load_n(&r.absent, __ATOMIC_SEQ_CST);
+		ret = read_xrp(fd, buf, 4096, first, self->prog, scratch);
+		after = __atomic_load_n(&r.absent, __ATOMIC_SEQ_CST);
+		/* the whole call ran while the list was not on disk */
+		if (before && before == after)
+			in_window++;
+		if (ret == 4096) {
+			if (before && before == after)
+				wrong++;	/* blocks the file no longer maps */
+			else if (*(uint32_t *)scratch == 12 && expect_block(buf, 4096, 99, 11))
 				ok++;
 			else
 				wrong++;
 		} else {
 			EXPECT_TRUE(errno == ESTALE || errno == ENODATA || errno == ENXIO)
 				TH_LOG("unexpected error %s", strerror(errno));
-			failed++;
+			refused++;
 		}
 		close(fd);
 	}
-	r.stop = 1;
+	__atomic_store_n(&r.stop, 1, __ATOMIC_SEQ_CST);
 	pthread_join(t, NULL);
-	TH_LOG("%d correct, %d refused (ESTALE/ENODATA/ENXIO), %d rewrites", ok, failed, r.rounds);
-	EXPECT_EQ(0, wrong) TH_LOG("%d calls returned a wrong block", wrong);
+	TH_LOG("%d correct, %d refused, %d wrong; %d calls inside a truncated window; %d rewrites",
+	       ok, refused, wrong, in_window, r.rounds);
+	EXPECT_EQ(0, wrong) TH_LOG("%d calls returned a block the file did not hold", wrong);
 	EXPECT_LT(0, ok);
+	EXPECT_LT(0, in_window) TH_LOG("no call fell inside a truncated window: the race was not exercised");
 	free(buf);
 	free(scratch);
 }
