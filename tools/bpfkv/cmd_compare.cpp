@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "commands.h"
-#include "dbfile.h"
 
 namespace fastpath::bpfkv {
 namespace {
@@ -37,10 +36,10 @@ class CompareCommand : public Command {
   }
 
   int run() override {
-    const DbFile db = DbFile::open(path_, {.direct = !q_.buffered});
-    ref_ = make_backend("pread", db);
-    test_ = make_backend(q_.backend, db, q_.backend_opts);
-    geo_ = db.geo();
+    session_ = std::make_unique<QuerySession>(path_, q_);
+    test_ = session_->backend.get();
+    ref_ = make_backend("pread", session_->db);
+    geo_ = session_->db.geo();
     rng_.seed(seed_);
     std::cout << "TAP version 13\n1..3\n";
     report(compare_gets());
@@ -130,7 +129,9 @@ class CompareCommand : public Command {
   std::uint64_t seed_ = 7;
   QueryOptions q_;
   Geometry geo_;
-  std::unique_ptr<Backend> ref_, test_;
+  std::unique_ptr<QuerySession> session_;  // the database and the tested back-end
+  Backend* test_ = nullptr;                // session_->backend
+  std::unique_ptr<Backend> ref_;           // pread over session_->db; declared last, destroyed first
   std::mt19937_64 rng_;
   int n_ = 0, failures_ = 0;
 };

@@ -45,8 +45,9 @@ class GetCommand : public Command {
   }
 
   int run() override {
-    const DbFile db = DbFile::open(path_, {.direct = !q_.buffered});
-    const auto backend = make_backend(q_.backend, db, q_.backend_opts);
+    const QuerySession session(path_, q_);
+    const DbFile& db = session.db;
+    const auto& backend = session.backend;
     const std::uint32_t vs = db.geo().value_size;
     std::vector<std::uint8_t> found(keys_.size());
     std::vector<std::byte> values(keys_.size() * vs);
@@ -84,8 +85,9 @@ class RangeCommand : public Command {
   }
 
   int run() override {
-    const DbFile db = DbFile::open(path_, {.direct = !q_.buffered});
-    const auto backend = make_backend(q_.backend, db, q_.backend_opts);
+    const QuerySession session(path_, q_);
+    const DbFile& db = session.db;
+    const auto& backend = session.backend;
     const std::uint32_t vs = db.geo().value_size;
     RangeCursor cursor{lo_, hi_, lo_ >= hi_};
     std::uint64_t total = 0, calls = 0;
@@ -136,8 +138,9 @@ class AggCommand : public Command {
           : op_name_ == "min" ? AggOp::Min
           : op_name_ == "max" ? AggOp::Max
                               : AggOp::Count;
-    const DbFile db = DbFile::open(path_, {.direct = !q_.buffered});
-    const auto backend = make_backend(q_.backend, db, q_.backend_opts);
+    const QuerySession session(path_, q_);
+    const DbFile& db = session.db;
+    const auto& backend = session.backend;
     const AggResult r = backend->aggregate(op_, lo_, hi_);
     verify_aggregate(db, backend->name(), op_, lo_, hi_, r);
     std::cout << op_name_ << " [" << lo_ << ", " << hi_ << ") = ";

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "dbfile.h"
 
 namespace fastpath::bpfkv {
 
@@ -36,6 +37,18 @@ struct QueryOptions {
   BackendOptions backend_opts;
 
   void add_to(CLI::App& sub, bool one_backend);
+};
+
+// An open database and a back-end over it.  The back-end refers to the
+// DbFile, so the two are made, live and die together, and neither moves.
+struct QuerySession {
+  QuerySession(const std::string& path, const QueryOptions& q)
+      : db(DbFile::open(path, {.direct = !q.buffered})), backend(make_backend(q.backend, db, q.backend_opts)) {}
+  QuerySession(const QuerySession&) = delete;
+  QuerySession& operator=(const QuerySession&) = delete;
+
+  DbFile db;
+  std::unique_ptr<Backend> backend;
 };
 
 }  // namespace fastpath::bpfkv
