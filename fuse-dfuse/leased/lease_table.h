@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The lease state machine of dfuse-leased: pure C++, no I/O, no clock of its
+// own (every call takes `now`), so tests drive it with a fake clock. The
+// service (server.h) calls it under one mutex and delivers the actions it
+// queues (take_actions()) to the nodes.
+//
+// Rules, per file:
+//  1. Many readers or one writer. A request conflicts with another node's
+//     lease when either of the two is a write.
+//  2. Requests are served strictly FIFO per file: a request waits while any
+//     request queued before it waits, so a stream of readers cannot starve a
+//     writer. Consecutive compatible requests at the head are granted at once.
+//  3. For the request at the head, every conflicting holder gets one Revoke:
+//     a writer asked to give way to a reader is downgraded to READ, anything
+//     else goes to NONE. The request is granted only when every conflicting
+//     holder acknowledged (Ack with the revoked generation), released, or
+//     expired. A READ -> WRITE upgrade by the sole reader is granted at once.
+//  4. Every grant carries a new generation, (epoch << 32 | counter), strictly
+//     increasing across all files and grants, and across restarts because the
+//     epoch is persisted and bumped on every start (and whenever the 32-bit
+//     counter runs out). A grant is at least the mode asked for (a writer
+//     asking for READ keeps WRITE). A revoke names the holder's generation;
+//     an ack or release naming another generation is stale and ignored.
+//  5. A node expires when no message came from it for the TTL: its leases go
+//     (pending revokes count as acknowledged), its queued requests go, and
+//     the requests behind them proceed. A node whose stream closes keeps its
+//     leases until it expires or registers again; its queued requests go (a
+//     node left holding nothing is forgotten at once).
+//  6. Registration carries the leases the node holds. For a lease the service
+//     also records for the node, the node's word wins downwards (a lease it no
+//     longer lists is released; an older generation than recorded means the
+//     newer grant was lost on the wire and the older one stands). A listed
+//     lease the service does not record is a reclaim: accepted only during the
+//     grace period after a restart (default 2 x TTL, only when the state
+//     directory held an epoch), never for a generation not yet issued, and
+//     refused when it conflicts with a lease already reclaimed or held, unless
+//     the reclaim has the higher generation: a grant is only ever made after
+//     every conflicting lease was given up, so of two conflicting leases the
+//     older one is stale, and its holder is told to drop it.
+//  7. During the grace period no new grant is made (a lease not yet reclaimed
+//     may conflict with it); the only exception is a node asking again for a
+//     mode it already holds. Queued requests proceed when the grace ends.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dfuse/lease_client.h"
+
+namespace dfuse::leased {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+using NodeId = std::string;
+
+struct Lease {
+  FileId file;
+  LeaseMode mode = abi::kLeaseNone;
+  uint64_t generation = 0;
+};
+
+// Something the service must tell a node (or log).
+struct Action {
+  enum class Kind {
+    kGrant,   // request_id granted: file, mode, generation
+    kRevoke,  // give up `generation` of file down to `mode`, then ack
+    kRefuse,  // request_id refused: file, reason
+    kExpire,  // node expired: close its stream
+  };
+  Kind kind = Kind::kGrant;
+  NodeId node;
+  FileId file;
+  LeaseMode mode = abi::kLeaseNone;
+  uint64_t generation = 0;
+  uint64_t request_id = 0;
+  std::string reason;
+};
+
+struct ReclaimResult {
+  FileId file;
+  bool accepted = false;
+  std::string reason;  // when refused
+};
+
+struct TableOptions {
+  std::chrono::milliseconds ttl{5000};
+  std::chrono::milliseconds grace{10000};
+  // The service ran before (its state directory held an epoch): open a grace
+  // period for reclaims. A first start has nothing to reclaim.
+  bool restarted = false;
+};
+
+const char* mode_name(LeaseMode mode);
+
+class LeaseTable {
+ public:
+  // new_epoch returns an epoch greater than every epoch used before (the
+  // service persists it); called now and whenever the 32-bit counter of the
+  // current epoch runs out.
+  LeaseTable(TableOptions options, std::function<uint32_t()> new_epoch, TimePoint now);
+
+  // A node (re)connects, listing the leases it holds. One result per entry of
+  // `held`, in order. Cancels the node's queued requests (it sends them again).
+  std::vector<ReclaimResult> register_node(const NodeId& node, const std::vector<Lease>& held, TimePoint now);
+  // Queues a request; a kGrant or kRefuse for request_id follows, now or later.
+  void acquire(const NodeId& node, uint64_t request_id, const FileId& file, LeaseMode mode, TimePoint now);
+  // The node now holds `mode` of grant `generation` (answer to a revoke).
+  void ack(const NodeId& node, const FileId& file, uint64_t generation, LeaseMode mode, TimePoint now);
+  void release(const NodeId& node, const FileId& file, uint64_t generation, TimePoint now);
+  void heartbeat(const NodeId& node, TimePoint now);
+  // The node's stream closed: its queued requests go, its leases stay.
+  void disconnect(const NodeId& node, TimePoint now);
+  // Expires nodes and ends the grace period. Every other call ticks first.
+  void tick(TimePoint now);
+  // When tick() next has something to do.
+  [[nodiscard]] TimePoint next_deadline() const;
+  std::vector<Action> take_actions();
+
+  [[nodiscard]] bool registered(const NodeId& node) const { return nodes_.contains(node); }
+  [[nodiscard]] bool in_grace() const { return grace_; }
+  [[nodiscard]] TimePoint grace_end() const { return grace_end_; }
+  [[nodiscard]] uint32_t epoch() const { return epoch_; }
+  [[nodiscard]] std::chrono::milliseconds ttl() const { return options_.ttl; }
+  // node -> (mode, generation) for file.
+  [[nodiscard]] std::map<NodeId, Lease> holders(const FileId& file) const;
+  [[nodiscard]] std::size_t waiting(const FileId& file) const;
+
+ private:
+  struct Holder {
+    LeaseMode mode = abi::kLeaseNone;
+    uint64_t generation = 0;
+    bool revoking = false;
+    LeaseMode revoke_to = abi::kLeaseNone;  // valid when revoking
+  };
+  struct Request {
+    NodeId node;
+    uint64_t id = 0;
+    LeaseMode mode = abi::kLeaseNone;
+  };
+  struct File {
+    std::map<NodeId, Holder> holders;
+    std::deque<Request> queue;
+  };
+  struct Node {
+    TimePoint last_seen;
+    std::set<FileId> files;  // files where it holds a lease or queues a request
+  };
+
+  void touch(const NodeId& node, TimePoint now);
+  void pump(const FileId& file);
+  void grant(const FileId& file, File& f, const Request& r);
+  void revoke(const FileId& file, const NodeId& node, Holder& h, LeaseMode to);
+  void drop_holder(const FileId& file, const NodeId& node);
+  void cancel_requests(const NodeId& node);
+  void expire(const NodeId& node);
+  void forget_if_unused(const FileId& file, const NodeId& node);
+  ReclaimResult reconcile(const NodeId& node, const Lease& claim, std::set<FileId>& changed);
+  ReclaimResult reclaim(const NodeId& node, const Lease& claim);
+  uint64_t next_generation();
+  [[nodiscard]] uint64_t last_generation() const { return (uint64_t{epoch_} << 32) | counter_; }
+
+  TableOptions options_;
+  std::function<uint32_t()> new_epoch_;
+  uint32_t epoch_ = 0;
+  uint32_t counter_ = 0;
+  bool grace_ = false;
+  TimePoint grace_end_;
+  std::map<FileId, File> files_;
+  std::map<NodeId, Node> nodes_;
+  std::set<NodeId> expired_;  // nodes expired since the service started (for refusal reasons)
+  std::vector<Action> actions_;
+};
+
+}  // namespace dfuse::leased

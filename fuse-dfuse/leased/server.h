@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// dfuse-leased's gRPC service around the LeaseTable (lease_table.h): one
+// bidirectional stream per node session (proto/lease.proto). Usable
+// in-process (tests) and by the dfuse-leased binary.
+//
+// Threads: gRPC runs one handler per stream; it writes the stream's outbox
+// while a reader thread of its own feeds the node's messages to the table. A
+// timer thread expires nodes and ends the grace period. The table and the
+// session map are guarded by mu_; each outbox has its own lock, so a node that
+// stops reading blocks nobody else.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <thread>
+
+#include "lease_table.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace dfuse::leased {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:7070";  // port 0: any free port
+  std::chrono::milliseconds ttl{5000};
+  std::chrono::milliseconds grace{-1};  // < 0: 2 x ttl
+  std::filesystem::path state_dir;
+  bool verbose = false;         // log every grant, revoke, ack and registration
+  std::ostream* log = nullptr;  // default std::cerr
+};
+
+class LeaseServer {
+ public:
+  explicit LeaseServer(ServerOptions options);
+  ~LeaseServer();
+  LeaseServer(const LeaseServer&) = delete;
+  LeaseServer& operator=(const LeaseServer&) = delete;
+
+  // Bumps the epoch in the state directory and starts serving. Returns the
+  // bound address (host:port). Throws std::runtime_error with the cause and
+  // what to do (state directory, address in use).
+  std::string start();
+  // Closes every stream and stops. Idempotent.
+  void stop();
+
+  [[nodiscard]] uint32_t epoch() const;
+  [[nodiscard]] bool restarted() const { return restarted_; }
+  [[nodiscard]] std::chrono::milliseconds grace() const;
+
+  class Impl;  // the gRPC service; public only so server.cpp's helpers can name it
+
+ private:
+  void timer_loop();
+
+  ServerOptions options_;
+  bool restarted_ = false;
+  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread timer_;
+  std::mutex timer_mu_;
+  std::condition_variable timer_cv_;
+  bool stopping_ = false;  // guarded by timer_mu_
+};
+
+}  // namespace dfuse::leased
