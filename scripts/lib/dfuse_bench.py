@@ -12,10 +12,14 @@ several nodes share:
   dfuse          dfused --mode lease: writeback_cache under kernel leases
 
 Jobs (fio, psync, 4 KiB blocks): seqwrite and randwrite of --size MiB with
-a final fsync, then seqread and randread of the file just written (same
-node); and "shared": node0 writes random blocks while node1 reads random
-blocks of the same file, for --shared-seconds.
+a final fsync; seqread and randread of the file just written (same node),
+cold (fio drops the file's cached pages first, its default) and warm (it
+does not: what a cache that stays valid across opens gives); and "shared":
+node0 writes random blocks while node1 reads random blocks of the same
+file, for --shared-seconds. The modes take turns, --repeat times, and the
+report gives the median of each figure: the machine is noisy.
 """
+import statistics
 import argparse
 import json
 import os
@@ -63,9 +67,12 @@ def run_mode(mode, size_mb, shared_s, log):
                            ("randwrite", "randwrite", "write")):
             log(f"{mode}: {job}")
             res[job] = result(fio(job, f0, rw, size_mb, ["--end_fsync=1"]), d)
-        for job, rw in (("seqread", "read"), ("randread", "randread")):
+        for job, rw, extra in (
+                ("seqread", "read", []), ("randread", "randread", []),
+                ("seqread-warm", "read", ["--invalidate=0"]),
+                ("randread-warm", "randread", ["--invalidate=0"])):
             log(f"{mode}: {job}")
-            res[job] = result(fio(job, f0, rw, size_mb), "read")
+            res[job] = result(fio(job, f0, rw, size_mb, extra), "read")
         log(f"{mode}: shared ({shared_s} s)")
         w = fio("sharedw", f0, "randwrite", size_mb, runtime=shared_s)
         r = fio("sharedr", c.path(1, "data"), "randread", size_mb,
@@ -81,6 +88,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=32, help="file size, MiB")
     ap.add_argument("--shared-seconds", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds; each figure is the median over them")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
 
@@ -90,11 +99,20 @@ def main():
         print(f"[{time.monotonic() - t0:6.1f} s] {msg}", file=sys.stderr,
               flush=True)
 
-    results = {label: run_mode(mode, a.size, a.shared_seconds, log)
-               for label, mode in MODES}
-    jobs = list(results["dfuse"].keys())
+    rounds = {label: [] for label, _ in MODES}
+    for i in range(a.repeat):
+        for label, mode in MODES:
+            log(f"round {i + 1}/{a.repeat}")
+            rounds[label].append(run_mode(mode, a.size, a.shared_seconds,
+                                          log))
+    jobs = list(rounds["dfuse"][0].keys())
+    results = {label: {job: {k: statistics.median(r[job][k] for r in rs)
+                             for k in rs[0][job]}
+                       for job in jobs}
+               for label, rs in rounds.items()}
     print(f"# fio psync 4 KiB, {a.size} MiB file, backend on tmpfs, "
-          "2 nodes = 2 mounts in one VM (QEMU TCG)")
+          "2 nodes = 2 mounts in one VM (QEMU TCG); "
+          f"median of {a.repeat} rounds")
     print("%-13s %-14s %9s %9s %10s %10s" %
           ("job", "mode", "MiB/s", "IOPS", "mean us", "p99 us"))
     for job in jobs:
@@ -121,8 +139,9 @@ def main():
                r["latency_vs_writethrough"], r["throughput_vs_writeback"]))
     if a.json:
         with open(a.json + ".tmp", "w") as f:
-            json.dump({"size_mib": a.size, "results": results,
-                       "ratios": ratios}, f, indent=2)
+            json.dump({"size_mib": a.size, "repeat": a.repeat,
+                       "results": results, "ratios": ratios,
+                       "rounds": rounds}, f, indent=2)
         os.replace(a.json + ".tmp", a.json)
 
 

@@ -64,7 +64,7 @@ class Cluster:
         log = open(os.path.join(self.tmp, "leased.log"), "ab")
         self.service = subprocess.Popen(
             [LEASED, "--listen", f"127.0.0.1:{self.port}",
-             "--ttl", str(self.ttl_ms), "--state-dir", self.state],
+             "--ttl", str(self.ttl_ms / 1000), "--state-dir", self.state],
             stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: self._port_open(), 10, "dfuse-leased to listen")
 
