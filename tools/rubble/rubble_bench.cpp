@@ -1,19 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 //
-// rubble-bench: YCSB-style load and workload A (50% reads, 50% updates) on a
-// three-node chain of rubble-node processes, in baseline and rubble mode one
-// after the other, reporting throughput, latency and each node's CPU time
-// (utime + stime from /proc/PID/stat).
+// rubble-bench: YCSB-style load and workloads A to F on a three-node chain of
+// rubble-node processes, in baseline and rubble mode one after the other,
+// reporting throughput, latency, and per node the CPU time (utime + stime
+// from /proc/PID/stat), the bytes written (/proc/PID/io write_bytes, and
+// RocksDB's own WAL, flush and compaction counters) and the bytes sent
+// (replication stream, acknowledgements, client replies; counted in the node).
 //
-//   $ rubble-bench --records 50000 --ops 50000
-//   mode      phase      ops    s     kops/s  p50 us  p99 us  errors
-//   --------  ---------  -----  ----  ------  ------  ------  ------
+//   A  50% read, 50% update          D  95% read (latest), 5% insert
+//   B  95% read,  5% update          E  95% scan (1-100 keys), 5% insert
+//   C  100% read                     F  50% read, 50% read-modify-write
+//
+//   $ rubble-bench --records 50000 --ops 20000 --workloads A,C
+//   mode      phase      ops    s     kops/s  p50 us  p99 us ...
+//   --------  ---------  -----  ----  ------  ------  ------
 //   baseline  load       50000  ...
 //   ...
 //   total CPU: rubble 12.3 s vs baseline 20.1 s (-38.8%); replicas 2.1 s vs 9.8 s (baseline/rubble 4.67x); ...
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -45,6 +53,8 @@ struct Config {
   double catch_up_ms = 50;
   std::vector<Mode> modes;
   std::vector<KeyChooser::Kind> dists;
+  std::string workloads;  // letters A to F, in the order given
+  std::uint32_t max_scan = 100;
   std::string node, dir, json;
   bool keep = false;
 };
@@ -59,7 +69,9 @@ struct Phase {
 
 struct NodeCpu {
   std::string mode, name, role;
-  std::vector<double> cpu;  // seconds at each phase boundary
+  std::vector<double> cpu;   // seconds at each phase boundary
+  long long io_start = 0;    // /proc/PID/io write_bytes at the start
+  long long io_written = 0;  // ... and its growth over the run
   wire::StatsReply stats;
 };
 
@@ -118,25 +130,93 @@ Op load_op(const ValueSource& values) {
   };
 }
 
-// Workload A: 50% reads (every key was loaded, so a miss is an error), 50% updates.
-Op workload_a(const ValueSource& values, const KeyChooser& keys) {
-  return [&values, &keys](ChainClient& c, std::mt19937_64& rng, std::uint64_t, bool* read) -> std::string {
-    const std::string key = ycsb_key(keys.choose(rng));
-    *read = rng() & 1;
-    if (!*read) {
-      const auto st = c.put(key, std::string(values.next(rng)));
-      return st.ok() ? "" : describe(st);
+// The share of each operation in a workload (YCSB core workloads A to F).
+struct Mix {
+  double read = 0, update = 0, insert = 0, scan = 0, rmw = 0;
+  bool latest = false;  // reads pick recent inserts (workload D)
+};
+
+Mix mix_of(char w) {
+  switch (w) {
+    case 'A':
+      return {.read = 0.5, .update = 0.5};
+    case 'B':
+      return {.read = 0.95, .update = 0.05};
+    case 'C':
+      return {.read = 1.0};
+    case 'D':
+      return {.read = 0.95, .insert = 0.05, .latest = true};
+    case 'E':
+      return {.insert = 0.05, .scan = 0.95};
+    default:  // 'F'
+      return {.read = 0.5, .rmw = 0.5};
+  }
+}
+
+// What a workload's operations share: values, key choice, inserts.
+struct OpContext {
+  const ValueSource& values;
+  const KeyChooser& keys;    // existing records (uniform or zipfian)
+  const KeyChooser& recent;  // zipfian ranks for "latest"
+  InsertCounter& inserts;
+  std::uint32_t max_scan;
+};
+
+std::string read_key(ChainClient& c, const std::string& key, std::string* value) {
+  bool found = false;
+  const auto st = c.get(key, value, &found);
+  if (!st.ok()) return describe(st);
+  return found ? "" : "read of " + key + " found nothing";  // every record read was loaded or inserted
+}
+
+std::string write_key(ChainClient& c, const std::string& key, std::string_view value) {
+  const auto st = c.put(key, std::string(value));
+  return st.ok() ? "" : describe(st);
+}
+
+Op workload_op(Mix mix, const OpContext& ctx) {
+  return [mix, &ctx](ChainClient& c, std::mt19937_64& rng, std::uint64_t, bool* read) -> std::string {
+    double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+    if ((u -= mix.insert) < 0) {
+      *read = false;
+      const std::uint64_t n = ctx.inserts.next();
+      auto err = write_key(c, ycsb_key(n), ctx.values.next(rng));
+      if (err.empty()) ctx.inserts.done(n);
+      return err;
     }
-    std::string v;
-    bool found = false;
-    const auto st = c.get(key, &v, &found);
-    if (!st.ok()) return describe(st);
-    return found ? "" : "read of " + key + " found nothing";
+    const std::uint64_t record = mix.latest ? ctx.recent.latest(rng, ctx.inserts.limit()) : ctx.keys.choose(rng);
+    const std::string key = ycsb_key(record);
+    std::string value;
+    if ((u -= mix.scan) < 0) {
+      *read = true;
+      const auto len = std::uniform_int_distribution<std::uint32_t>(1, ctx.max_scan)(rng);
+      std::vector<std::pair<std::string, std::string>> items;
+      const auto st = c.scan(key, len, &items);
+      if (!st.ok()) return describe(st);
+      return !items.empty() && items.front().first == key ? "" : "scan from " + key + " did not find it";
+    }
+    if ((u -= mix.read) < 0) {
+      *read = true;
+      return read_key(c, key, &value);
+    }
+    *read = false;
+    if ((u -= mix.update) < 0) return write_key(c, key, ctx.values.next(rng));
+    // Read-modify-write: read the record, write a new value back.
+    if (auto err = read_key(c, key, &value); !err.empty()) return err;
+    return write_key(c, key, ctx.values.next(rng));
   };
 }
 
 void snapshot_cpu(const Chain& chain, std::vector<NodeCpu>& nodes) {
-  for (std::size_t i = 0; i < nodes.size(); ++i) nodes[i].cpu.push_back(cpu_seconds(chain.nodes()[i].pid));
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const pid_t pid = chain.nodes()[i].pid;
+    nodes[i].cpu.push_back(cpu_seconds(pid));
+    const long long io = io_write_bytes(pid);
+    if (nodes[i].cpu.size() == 1)
+      nodes[i].io_start = io;
+    else
+      nodes[i].io_written = io - nodes[i].io_start;
+  }
 }
 
 ChainSpec chain_spec(const Config& cfg, Mode mode) {
@@ -155,18 +235,42 @@ const char* dist_name(KeyChooser::Kind k) {
   return k == KeyChooser::Kind::kZipfian ? "zipfian" : "uniform";
 }
 
+// The phases of one mode: the load, then each workload, per distribution
+// (D uses the "latest" distribution only, so it runs once).  Workloads that
+// insert (D, E) run after the others, as YCSB recommends.
+std::vector<std::pair<char, KeyChooser::Kind>> plan(const Config& cfg) {
+  std::vector<std::pair<char, KeyChooser::Kind>> out;
+  std::string order;
+  for (char w : std::string("ABCF")) order += cfg.workloads.find(w) != std::string::npos ? std::string(1, w) : "";
+  for (char w : std::string("DE")) order += cfg.workloads.find(w) != std::string::npos ? std::string(1, w) : "";
+  for (char w : order) {
+    if (w == 'D') {
+      out.emplace_back(w, KeyChooser::Kind::kZipfian);
+      continue;
+    }
+    for (auto kind : cfg.dists) out.emplace_back(w, kind);
+  }
+  return out;
+}
+
 void run_mode(const Config& cfg, Mode mode, const ValueSource& values, std::vector<Phase>& phases,
               std::vector<NodeCpu>& cpus) {
   const std::string m = to_string(mode);
+  std::cerr << kTool << ": starting a " << cfg.replicas + 1 << "-node chain in " << m << " mode" << std::endl;
   Chain chain(chain_spec(cfg, mode));
   std::vector<NodeCpu> nodes;
-  for (const auto& n : chain.nodes()) nodes.push_back(NodeCpu{m, n.name, to_string(n.role), {}, {}});
+  for (const auto& n : chain.nodes()) nodes.push_back(NodeCpu{m, n.name, to_string(n.role), {}, 0, 0, {}});
   snapshot_cpu(chain, nodes);
   phases.push_back(run_phase(chain, cfg, m, "load", cfg.records, load_op(values)));
   snapshot_cpu(chain, nodes);
-  for (auto kind : cfg.dists) {
-    const KeyChooser keys(kind, cfg.records);
-    phases.push_back(run_phase(chain, cfg, m, std::string("A-") + dist_name(kind), cfg.ops, workload_a(values, keys)));
+  InsertCounter inserts(cfg.records);
+  const KeyChooser recent(KeyChooser::Kind::kZipfian, cfg.records);
+  const KeyChooser uniform(KeyChooser::Kind::kUniform, cfg.records);
+  for (const auto& [w, kind] : plan(cfg)) {
+    const KeyChooser& keys = kind == KeyChooser::Kind::kZipfian ? recent : uniform;
+    const OpContext ctx{values, keys, recent, inserts, cfg.max_scan};
+    const std::string name = std::string(1, w) + "-" + (w == 'D' ? "latest" : dist_name(kind));
+    phases.push_back(run_phase(chain, cfg, m, name, cfg.ops, workload_op(mix_of(w), ctx)));
     snapshot_cpu(chain, nodes);
   }
   for (std::size_t i = 0; i < nodes.size(); ++i) {
@@ -186,7 +290,7 @@ std::string mb(std::uint64_t bytes) {
 
 fastpath::Table phase_table(const std::vector<Phase>& phases) {
   fastpath::Table t(
-      {"mode", "phase", "ops", "s", "kops/s", "p50 us", "p99 us", "read p99 us", "update p99 us", "errors"});
+      {"mode", "phase", "ops", "s", "kops/s", "p50 us", "p99 us", "read p99 us", "write p99 us", "errors"});
   for (const auto& p : phases)
     t.add_row({p.mode, p.name, std::to_string(p.ops), fastpath::fixed(p.seconds, 1),
                fastpath::fixed(static_cast<double>(p.ops) / p.seconds / 1000.0, 2), us(p.all.percentile(50)),
@@ -195,17 +299,49 @@ fastpath::Table phase_table(const std::vector<Phase>& phases) {
   return t;
 }
 
+// db written: RocksDB's own WAL + flush + compaction bytes (a rubble
+// replica's RocksDB is a secondary and writes none; its copy of the head's
+// WAL and MANIFEST shows in io written).  io written: /proc/PID/io
+// write_bytes over the run.  sent: replication stream + acknowledgements +
+// client replies, gRPC payload bytes counted in the node.  shipped: SST bytes
+// the head wrote into replica pools (over NVMe-oF in a real deployment).
 fastpath::Table node_table(const std::vector<NodeCpu>& nodes) {
-  fastpath::Table t({"mode", "node", "cpu load s", "cpu run s", "cpu s", "flushes", "compactions", "written MB",
-                     "shipped MB", "sent MB"});
+  fastpath::Table t({"mode", "node", "cpu load s", "cpu run s", "cpu s", "flushes", "compactions", "db written MB",
+                     "io written MB", "shipped MB", "sent MB"});
   for (const auto& n : nodes) {
     const auto& s = n.stats;
     t.add_row({n.mode, n.name, fastpath::fixed(n.cpu[1] - n.cpu[0], 2), fastpath::fixed(n.cpu.back() - n.cpu[1], 2),
                fastpath::fixed(n.cpu.back() - n.cpu[0], 2), std::to_string(s.flushes()),
-               std::to_string(s.compactions()), mb(s.flush_bytes() + s.compact_bytes()), mb(s.bytes_shipped()),
-               mb(s.bytes_sent())});
+               std::to_string(s.compactions()), mb(s.wal_bytes() + s.flush_bytes() + s.compact_bytes()),
+               mb(static_cast<std::uint64_t>(std::max(0LL, n.io_written))), mb(s.bytes_shipped()),
+               mb(s.bytes_sent() + s.ack_bytes_sent() + s.reply_bytes_sent())});
   }
   return t;
+}
+
+// Every counter behind the node table, in bytes, for --json.
+nlohmann::json node_details(const std::vector<NodeCpu>& nodes) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& n : nodes) {
+    const auto& s = n.stats;
+    out.push_back({{"mode", n.mode},
+                   {"node", n.name},
+                   {"role", n.role},
+                   {"cpu_s", n.cpu.back() - n.cpu[0]},
+                   {"cpu_s_at_phase_ends", n.cpu},
+                   {"io_write_bytes", n.io_written},
+                   {"rocksdb_wal_bytes", s.wal_bytes()},
+                   {"rocksdb_flush_bytes", s.flush_bytes()},
+                   {"rocksdb_compaction_bytes", s.compact_bytes()},
+                   {"flushes", s.flushes()},
+                   {"compactions", s.compactions()},
+                   {"sst_bytes_shipped", s.bytes_shipped()},
+                   {"replication_bytes_sent", s.bytes_sent()},
+                   {"ack_bytes_sent", s.ack_bytes_sent()},
+                   {"reply_bytes_sent", s.reply_bytes_sent()},
+                   {"replication_bytes_received", s.bytes_received()}});
+  }
+  return out;
 }
 
 struct Totals {
@@ -236,6 +372,15 @@ nlohmann::json summary(const std::vector<NodeCpu>& nodes, const std::vector<Phas
     for (const auto& p : phases)
       if (p.name == "load") (p.mode == "baseline" ? bl : rl) = static_cast<double>(p.ops) / p.seconds;
     j["load_throughput_ratio"] = bl > 0 ? rl / bl : 0.0;
+    // rubble/baseline throughput of every phase both modes ran.
+    nlohmann::json ratios = nlohmann::json::object();
+    for (const auto& p : phases) {
+      if (p.mode != "rubble") continue;
+      for (const auto& q : phases)
+        if (q.mode == "baseline" && q.name == p.name && p.seconds > 0 && q.seconds > 0)
+          ratios[p.name] = (static_cast<double>(p.ops) / p.seconds) / (static_cast<double>(q.ops) / q.seconds);
+    }
+    j["throughput_ratio"] = ratios;
   }
   return j;
 }
@@ -261,7 +406,13 @@ std::string default_node_binary() {
   return (self.parent_path() / "rubble-node").string();
 }
 
-std::string parse_lists(Config& cfg, const std::string& modes, const std::string& dists) {
+std::string parse_lists(Config& cfg, const std::string& modes, const std::string& dists, const std::string& workloads) {
+  for (char c : workloads) {
+    const char w = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (w == ',' || w == ' ') continue;
+    if (w < 'A' || w > 'F') return std::string("--workloads: '") + c + "' is not a YCSB workload (A to F)";
+    if (cfg.workloads.find(w) == std::string::npos) cfg.workloads += w;
+  }
   for (const auto& m : {std::string("baseline"), std::string("rubble")})
     if (modes.find(m) != std::string::npos) cfg.modes.push_back(*parse_mode(m));
   if (cfg.modes.empty()) return "--modes must name baseline, rubble or both (baseline,rubble)";
@@ -277,6 +428,7 @@ std::string finish(Config& cfg, const std::string& value_size, const std::string
   if (cfg.value_size == 0 || cfg.value_size > (4 << 20)) return "--value-size must be 1 byte to 4 MiB";
   if (cfg.records == 0) return "--records must be at least 1";
   if (cfg.threads < 1 || cfg.threads > 256) return "--threads must be 1 to 256";
+  if (cfg.max_scan < 1 || cfg.max_scan > kMaxScanKeys) return "--max-scan must be 1 to 10000";
   if (cfg.replicas < 1 || cfg.replicas > 8) return "--replicas must be 1 to 8";
   if (cfg.node.empty()) cfg.node = default_node_binary();
   if (::access(cfg.node.c_str(), X_OK) != 0)
@@ -314,11 +466,14 @@ int run(Config& cfg) {
                             {"ops", cfg.ops},
                             {"value_size", cfg.value_size},
                             {"threads", cfg.threads},
+                            {"workloads", cfg.workloads},
+                            {"max_scan", cfg.max_scan},
                             {"replicas", cfg.replicas},
                             {"sst_size", cfg.sst_size},
                             {"pool_slots", cfg.pool_slots}}},
                           {"phases", pt.to_json()},
                           {"nodes", nt.to_json()},
+                          {"node_bytes", node_details(nodes)},
                           {"summary", sum}};
     fastpath::write_json(doc, cfg.json);
   }
@@ -331,15 +486,24 @@ int run(Config& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"rubble-bench: YCSB load and workload A on a three-node RubbleDB chain, baseline vs rubble mode"};
+  CLI::App app{"rubble-bench: YCSB load and workloads A-F on a three-node RubbleDB chain, baseline vs rubble mode"};
   Config cfg;
-  std::string value_size = "1K", sst_size = "1M", modes = "baseline,rubble", dists = "uniform,zipfian";
+  cfg.ops = 10000;
+  std::string value_size = "1K", sst_size = "1M", modes = "baseline,rubble", dists = "uniform,zipfian",
+              workloads = "A,B,C,D,E,F";
   app.add_option("--records", cfg.records, "records inserted by the load phase")->capture_default_str();
-  app.add_option("--ops", cfg.ops, "operations of each workload A phase")->capture_default_str();
+  app.add_option("--ops", cfg.ops, "operations of each workload phase")->capture_default_str();
+  app.add_option("--workloads", workloads,
+                 "YCSB workloads to run after the load: A (50/50 read/update), B (95/5), C (read only), "
+                 "D (read latest, 5% insert), E (scans, 5% insert), F (read-modify-write); '' for the load only")
+      ->capture_default_str();
+  app.add_option("--max-scan", cfg.max_scan, "workload E: longest scan (keys; lengths are uniform from 1)")
+      ->capture_default_str();
   app.add_option("--value-size", value_size, "value size")
       ->check(fastpath::cli::size_validator())
       ->capture_default_str();
-  app.add_option("--distribution", dists, "key distribution(s) for workload A: uniform, zipfian or both")
+  app.add_option("--distribution", dists,
+                 "key distribution(s) of workloads A, B, C, E, F: uniform, zipfian or both (D: latest)")
       ->capture_default_str();
   app.add_option("--modes", modes, "baseline, rubble or both (run one after the other)")->capture_default_str();
   app.add_option("--threads", cfg.threads, "client threads")->capture_default_str();
@@ -357,7 +521,7 @@ int main(int argc, char** argv) {
   app.add_option("--json", cfg.json, "also write the results as JSON to this file ('-' for stdout)");
   if (int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
   try {
-    if (auto e = parse_lists(cfg, modes, dists); !e.empty()) throw std::invalid_argument(e);
+    if (auto e = parse_lists(cfg, modes, dists, workloads); !e.empty()) throw std::invalid_argument(e);
     if (auto e = finish(cfg, value_size, sst_size); !e.empty()) throw std::invalid_argument(e);
     return run(cfg);
   } catch (const std::invalid_argument& e) {

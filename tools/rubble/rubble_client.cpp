@@ -7,6 +7,8 @@
 //   ok (seq 1)
 //   $ rubble-client --head 127.0.0.1:7000 --tail 127.0.0.1:7002 get user1
 //   hello
+//   $ rubble-client --tail 127.0.0.1:7002 scan user 10
+//   user1 hello
 //   $ rubble-client stats 127.0.0.1:7002
 //   role tail, mode rubble, chain 3f2a..., position 2, applied 1, acked 1, ...
 #include <iostream>
@@ -32,7 +34,10 @@ void print_stats(const fastpath::rubble::wire::StatsReply& r) {
             << "live SSTs " << r.live_sst_files() << " (" << r.live_sst_bytes() << " B), slots " << r.slots_in_use()
             << "/" << r.slots_total() << ", SSTs shipped " << r.ssts_shipped() << " (" << r.bytes_shipped()
             << " B), catch-ups " << r.catchups() << "\n"
-            << "replication bytes sent " << r.bytes_sent() << ", received " << r.bytes_received() << "\n";
+            << "replication bytes sent " << r.bytes_sent() << ", received " << r.bytes_received()
+            << ", acknowledgement bytes sent " << r.ack_bytes_sent() << ", reply bytes sent " << r.reply_bytes_sent()
+            << "\n"
+            << "RocksDB WAL bytes " << r.wal_bytes() << ", io write_bytes " << r.io_write_bytes() << "\n";
 }
 
 }  // namespace
@@ -50,6 +55,10 @@ int main(int argc, char** argv) {
   get->add_option("key", key, "key")->required();
   auto* del = app.add_subcommand("del", "delete KEY");
   del->add_option("key", key, "key")->required();
+  std::uint32_t limit = 10;
+  auto* scan = app.add_subcommand("scan", "list up to LIMIT keys >= START at the tail, one 'key value' per line");
+  scan->add_option("start", key, "first key")->required();
+  scan->add_option("limit", limit, "most keys to list")->capture_default_str();
   auto* stats = app.add_subcommand("stats", "show the statistics of the node at ADDR");
   stats->add_option("addr", addr, "node address")->required();
   if (int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
@@ -70,6 +79,10 @@ int main(int argc, char** argv) {
       return 3;
     }
     std::cout << value << "\n";
+  } else if (*scan) {
+    std::vector<std::pair<std::string, std::string>> items;
+    if (auto st = c.scan(key, limit, &items); !st.ok()) return fail(st);
+    for (const auto& [k, v] : items) std::cout << k << " " << v << "\n";
   } else {
     fastpath::rubble::wire::StatsReply r;
     if (auto st = fastpath::rubble::ChainClient::stats(addr, &r); !st.ok()) return fail(st);

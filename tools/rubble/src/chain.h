@@ -35,6 +35,7 @@ std::string check_client_op(Role role, ClientOp op);
 
 inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
 inline constexpr std::size_t kMaxValueBytes = 8 << 20;
+inline constexpr std::uint32_t kMaxScanKeys = 10000;
 
 // "" when the key and value size are acceptable.
 std::string check_key_value(std::string_view key, std::size_t value_size);

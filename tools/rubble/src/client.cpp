@@ -78,6 +78,20 @@ grpc::Status ChainClient::get(const std::string& key, std::string* value, bool* 
   return st;
 }
 
+grpc::Status ChainClient::scan(const std::string& start, std::uint32_t limit,
+                               std::vector<std::pair<std::string, std::string>>* out) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  wire::ScanRequest req;
+  req.set_start(start);
+  req.set_limit(limit);
+  wire::ScanReply reply;
+  auto st = tail_->Scan(&ctx, req, &reply);
+  for (auto& item : *reply.mutable_items())
+    out->emplace_back(std::move(*item.mutable_key()), std::move(*item.mutable_value()));
+  return st;
+}
+
 grpc::Status ChainClient::stats(const std::string& addr, wire::StatsReply* reply) {
   auto stub = wire::Rubble::NewStub(make_channel(addr));
   grpc::ClientContext ctx;

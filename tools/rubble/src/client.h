@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "rubble.grpc.pb.h"
 
@@ -20,6 +22,9 @@ class ChainClient {
   grpc::Status del(const std::string& key, std::uint64_t* seq = nullptr);
   // found is false (and value empty) when the key does not exist.
   grpc::Status get(const std::string& key, std::string* value, bool* found);
+  // Up to limit keys >= start, in key order.
+  grpc::Status scan(const std::string& start, std::uint32_t limit,
+                    std::vector<std::pair<std::string, std::string>>* out);
 
   static grpc::Status stats(const std::string& addr, wire::StatsReply* reply);
 

@@ -171,6 +171,7 @@ void Head::fill_stats(wire::StatsReply* r) const {
     r->set_compactions(s.compactions);
     r->set_flush_bytes(s.flush_bytes);
     r->set_compact_bytes(s.compact_bytes);
+    r->set_wal_bytes(s.wal_bytes);
     r->set_live_sst_files(s.live_sst_files);
     r->set_live_sst_bytes(s.live_sst_bytes);
   }

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "downstream.h"
@@ -73,7 +74,19 @@ grpc::Status Node::Delete(grpc::ServerContext*, const wire::DeleteRequest* req, 
 
 grpc::Status Node::Get(grpc::ServerContext*, const wire::GetRequest* req, wire::GetReply* reply) {
   if (!replica_) return {grpc::StatusCode::FAILED_PRECONDITION, check_client_op(options_.role, ClientOp::kGet)};
-  return replica_->get(req->key(), reply);
+  auto st = replica_->get(req->key(), reply);
+  reply_bytes_sent_ += reply->ByteSizeLong();
+  return st;
+}
+
+grpc::Status Node::Scan(grpc::ServerContext*, const wire::ScanRequest* req, wire::ScanReply* reply) {
+  if (!replica_) return {grpc::StatusCode::FAILED_PRECONDITION, check_client_op(options_.role, ClientOp::kGet)};
+  if (req->limit() == 0 || req->limit() > kMaxScanKeys)
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "scan limit " + std::to_string(req->limit()) + ": ask for 1 to " + std::to_string(kMaxScanKeys) + " keys"};
+  auto st = replica_->scan(req->start(), req->limit(), reply);
+  reply_bytes_sent_ += reply->ByteSizeLong();
+  return st;
 }
 
 grpc::Status Node::Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::StatsReply* reply) {
@@ -81,6 +94,8 @@ grpc::Status Node::Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::
   reply->set_mode(to_string(options_.mode));
   reply->set_pid(::getpid());
   reply->set_cpu_seconds(cpu_seconds(::getpid()));
+  reply->set_io_write_bytes(static_cast<std::uint64_t>(std::max(0LL, io_write_bytes(::getpid()))));
+  reply->set_reply_bytes_sent(reply_bytes_sent_.load());
   if (head_) head_->fill_stats(reply);
   if (replica_) replica_->fill_stats(reply);
   return grpc::Status::OK;

@@ -5,6 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,7 @@ class Node final : public wire::Rubble::Service {
   grpc::Status Put(grpc::ServerContext*, const wire::PutRequest*, wire::WriteReply*) override;
   grpc::Status Delete(grpc::ServerContext*, const wire::DeleteRequest*, wire::WriteReply*) override;
   grpc::Status Get(grpc::ServerContext*, const wire::GetRequest*, wire::GetReply*) override;
+  grpc::Status Scan(grpc::ServerContext*, const wire::ScanRequest*, wire::ScanReply*) override;
   grpc::Status Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::StatsReply*) override;
   grpc::Status Replicate(grpc::ServerContext*, grpc::ServerReaderWriter<wire::ChainAck, wire::ChainBatch>*) override;
 
@@ -41,6 +43,7 @@ class Node final : public wire::Rubble::Service {
   std::unique_ptr<Head> head_;
   std::unique_ptr<Replica> replica_;
   std::unique_ptr<grpc::Server> server_;
+  std::atomic<std::uint64_t> reply_bytes_sent_{0};
 };
 
 }  // namespace fastpath::rubble

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "overlay.h"
 
+#include <rocksdb/iterator.h>
 #include <rocksdb/write_batch.h>
 
 #include <mutex>
@@ -128,6 +129,31 @@ std::optional<std::optional<std::string>> Overlay::get(const std::string& key) c
   const auto it = map_.find(key);
   if (it == map_.end()) return std::nullopt;
   return it->second.value;
+}
+
+std::string Overlay::scan(const std::string& start, std::size_t limit,
+                          const std::function<std::unique_ptr<rocksdb::Iterator>()>& make_iterator,
+                          KeyValues* out) const {
+  std::shared_lock lock(mu_);
+  auto it = make_iterator();
+  if (it) it->Seek(start);
+  auto ov = map_.lower_bound(start);
+  while (out->size() < limit) {
+    const bool has_db = it && it->Valid();
+    const bool has_ov = ov != map_.end();
+    if (!has_db && !has_ov) break;
+    const int cmp = !has_db ? 1 : !has_ov ? -1 : it->key().compare(rocksdb::Slice(ov->first));
+    if (cmp < 0) {  // only in the secondary
+      out->emplace_back(it->key().ToString(), it->value().ToString());
+      it->Next();
+      continue;
+    }
+    if (ov->second.value) out->emplace_back(ov->first, *ov->second.value);  // the overlay is newer
+    if (cmp == 0) it->Next();
+    ++ov;
+  }
+  if (it && !it->status().ok()) return "RocksDB: " + it->status().ToString();
+  return "";
 }
 
 void Overlay::trim(std::uint64_t seq) {

@@ -19,11 +19,18 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace rocksdb {
+class Iterator;
+}
 
 namespace fastpath::rubble {
 
@@ -54,6 +61,14 @@ class Overlay {
   // nullopt: not in the overlay (ask the secondary); else the value, or an
   // empty optional inside for a deletion.
   std::optional<std::optional<std::string>> get(const std::string& key) const;
+  // Up to limit keys >= start in key order, the overlay's newest values
+  // merged over an iterator of the secondary, which make_iterator creates
+  // while the overlay can neither gain nor drop entries (so the two agree:
+  // what the overlay no longer holds is in that iterator).  "" or the
+  // iterator's error.
+  using KeyValues = std::vector<std::pair<std::string, std::string>>;
+  std::string scan(const std::string& start, std::size_t limit,
+                   const std::function<std::unique_ptr<rocksdb::Iterator>()>& make_iterator, KeyValues* out) const;
   // Drops what entries <= seq wrote (they are in the secondary now).
   void trim(std::uint64_t seq);
   void clear();
@@ -68,7 +83,7 @@ class Overlay {
   void set(std::string key, std::optional<std::string> value, std::uint64_t seq);
 
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, Value> map_;               // guarded by mu_
+  std::map<std::string, Value, std::less<>> map_;            // guarded by mu_
   std::deque<std::pair<std::uint64_t, std::string>> order_;  // guarded by mu_: (seq, key) in seq order
 };
 

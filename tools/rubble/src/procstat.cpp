@@ -26,4 +26,13 @@ double cpu_seconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+long long io_write_bytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/io");
+  std::string name;
+  long long value = 0;
+  while (in >> name >> value)
+    if (name == "write_bytes:") return value;
+  return -1;
+}
+
 }  // namespace fastpath::rubble

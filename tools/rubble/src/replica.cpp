@@ -15,15 +15,17 @@ namespace fastpath::rubble {
 // the stream's handler, the successor's reader and the ticker.
 class Session {
  public:
-  Session(grpc::ServerContext* ctx, Replica::Stream* stream, LocalIdentity local)
-      : proto(std::move(local)), ctx_(ctx), stream_(stream) {}
+  Session(grpc::ServerContext* ctx, Replica::Stream* stream, LocalIdentity local, std::atomic<std::uint64_t>& sent)
+      : proto(std::move(local)), ctx_(ctx), stream_(stream), sent_(sent) {}
   ~Session() { stop_worker(); }
 
   bool read(wire::ChainBatch* batch) { return stream_->Read(batch); }
 
   bool send(const wire::ChainAck& ack) {
     std::lock_guard lock(write_mu_);
-    return open_ && stream_->Write(ack);
+    if (!open_ || !stream_->Write(ack)) return false;
+    sent_ += ack.ByteSizeLong();
+    return true;
   }
 
   // Reports why the session ends to the predecessor and aborts the stream
@@ -90,6 +92,7 @@ class Session {
  private:
   grpc::ServerContext* ctx_;
   Replica::Stream* stream_;
+  std::atomic<std::uint64_t>& sent_;
   std::mutex write_mu_;
   bool open_ = true;  // guarded by write_mu_
   mutable std::mutex fail_mu_;
@@ -146,7 +149,7 @@ grpc::Status Replica::replicate(grpc::ServerContext* ctx, Stream* stream) {
     stream->Write(no);
     return {grpc::StatusCode::FAILED_PRECONDITION, e};
   }
-  Session s(ctx, stream, local_identity());
+  Session s(ctx, stream, local_identity(), ack_bytes_sent_);
   auto st = run_session(s);
   s.close();
   return st;
@@ -316,6 +319,21 @@ grpc::Status Replica::get(const std::string& key, wire::GetReply* reply) {
   return grpc::Status::OK;
 }
 
+grpc::Status Replica::scan(const std::string& start, std::size_t limit, wire::ScanReply* reply) {
+  if (auto e = check_client_op(options_.role, ClientOp::kGet); !e.empty())
+    return {grpc::StatusCode::FAILED_PRECONDITION, e};
+  if (rubble_) return rubble_->scan(start, limit, reply);
+  std::vector<std::pair<std::string, std::string>> items;
+  const auto st = store_->scan(start, limit, &items);
+  if (!st.ok()) return {grpc::StatusCode::INTERNAL, "RocksDB: " + st.ToString()};
+  for (auto& [k, v] : items) {
+    auto* item = reply->add_items();
+    item->set_key(std::move(k));
+    item->set_value(std::move(v));
+  }
+  return grpc::Status::OK;
+}
+
 void Replica::fill_stats(wire::StatsReply* r) {
   {
     std::lock_guard lock(identity_mu_);
@@ -326,6 +344,7 @@ void Replica::fill_stats(wire::StatsReply* r) {
   r->set_acked_seq(acked_seq_.load());
   r->set_bytes_received(bytes_received_.load());
   r->set_bytes_sent(bytes_sent_.load());
+  r->set_ack_bytes_sent(ack_bytes_sent_.load());
   if (rubble_) {
     rubble_->fill_stats(r);
     return;
@@ -335,6 +354,7 @@ void Replica::fill_stats(wire::StatsReply* r) {
   r->set_compactions(st.compactions);
   r->set_flush_bytes(st.flush_bytes);
   r->set_compact_bytes(st.compact_bytes);
+  r->set_wal_bytes(st.wal_bytes);
   r->set_live_sst_files(st.live_sst_files);
   r->set_live_sst_bytes(st.live_sst_bytes);
 }

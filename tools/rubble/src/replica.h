@@ -44,6 +44,7 @@ class Replica {
 
   grpc::Status replicate(grpc::ServerContext* ctx, Stream* stream);
   grpc::Status get(const std::string& key, wire::GetReply* reply);
+  grpc::Status scan(const std::string& start, std::size_t limit, wire::ScanReply* reply);
   void fill_stats(wire::StatsReply* reply);
 
  private:
@@ -72,6 +73,7 @@ class Replica {
   std::atomic<std::uint64_t> acked_seq_{0};
   std::atomic<std::uint64_t> bytes_received_{0};
   std::atomic<std::uint64_t> bytes_sent_{0};
+  std::atomic<std::uint64_t> ack_bytes_sent_{0};
 };
 
 }  // namespace fastpath::rubble

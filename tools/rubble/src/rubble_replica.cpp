@@ -136,6 +136,22 @@ grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
   return grpc::Status::OK;
 }
 
+grpc::Status RubbleReplica::scan(const std::string& start, std::size_t limit, wire::ScanReply* reply) {
+  std::shared_lock lock(db_mu_);
+  if (!store_)
+    return {grpc::StatusCode::UNAVAILABLE, "this replica has not received the head's database yet: wait for the head"};
+  Overlay::KeyValues items;
+  const auto err = overlay_.scan(
+      start, limit, [this] { return store_->iterator(); }, &items);
+  if (!err.empty()) return {grpc::StatusCode::INTERNAL, err};
+  for (auto& [k, v] : items) {
+    auto* item = reply->add_items();
+    item->set_key(std::move(k));
+    item->set_value(std::move(v));
+  }
+  return grpc::Status::OK;
+}
+
 void RubbleReplica::fill_stats(wire::StatsReply* r) {
   r->set_slots_total(pool_->header().slot_count);
   r->set_slots_in_use(table_.in_use());
@@ -148,6 +164,7 @@ void RubbleReplica::fill_stats(wire::StatsReply* r) {
   r->set_compactions(s.compactions);
   r->set_flush_bytes(s.flush_bytes);
   r->set_compact_bytes(s.compact_bytes);
+  r->set_wal_bytes(s.wal_bytes);
   r->set_live_sst_files(s.live_sst_files);
   r->set_live_sst_bytes(s.live_sst_bytes);
 }

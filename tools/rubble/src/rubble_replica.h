@@ -60,6 +60,7 @@ class RubbleReplica {
   std::vector<std::uint32_t> take_released() { return table_.take_released(); }
 
   grpc::Status get(const std::string& key, wire::GetReply* reply);
+  grpc::Status scan(const std::string& start, std::size_t limit, wire::ScanReply* reply);
   void fill_stats(wire::StatsReply* reply);
 
  private:

@@ -109,6 +109,18 @@ rocksdb::Status Store::get(std::string_view key, std::string* value) {
   return db_->Get(rocksdb::ReadOptions(), data_cf_.get(), slice(key), value);
 }
 
+std::unique_ptr<rocksdb::Iterator> Store::iterator() {
+  return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions(), data_cf_.get()));
+}
+
+rocksdb::Status Store::scan(std::string_view start, std::size_t limit,
+                            std::vector<std::pair<std::string, std::string>>* out) {
+  auto it = iterator();
+  for (it->Seek(slice(start)); it->Valid() && limit > 0; it->Next(), --limit)
+    out->emplace_back(it->key().ToString(), it->value().ToString());
+  return it->status();
+}
+
 rocksdb::Status Store::apply(const wire::ChainBatch& b) {
   const auto& entries = b.entries();
   if (entries.empty()) return rocksdb::Status::OK();
@@ -160,6 +172,7 @@ StoreStats Store::stats() const {
   s.compactions = listener_->compactions.load();
   s.flush_bytes = statistics_->getTickerCount(rocksdb::FLUSH_WRITE_BYTES);
   s.compact_bytes = statistics_->getTickerCount(rocksdb::COMPACT_WRITE_BYTES);
+  s.wal_bytes = statistics_->getTickerCount(rocksdb::WAL_FILE_BYTES);
   std::vector<rocksdb::LiveFileMetaData> files;
   db_->GetLiveFilesMetaData(&files);
   s.live_sst_files = files.size();

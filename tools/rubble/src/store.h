@@ -32,6 +32,7 @@ struct StoreStats {
   std::uint64_t compactions = 0;
   std::uint64_t flush_bytes = 0;
   std::uint64_t compact_bytes = 0;
+  std::uint64_t wal_bytes = 0;
   std::uint64_t live_sst_files = 0;
   std::uint64_t live_sst_bytes = 0;
 };
@@ -61,6 +62,11 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   rocksdb::Status get(std::string_view key, std::string* value);
+  // An iterator over the data (not the chain metadata).
+  std::unique_ptr<rocksdb::Iterator> iterator();
+  // Up to limit keys >= start, in order, appended to out.
+  rocksdb::Status scan(std::string_view start, std::size_t limit,
+                       std::vector<std::pair<std::string, std::string>>* out);
   // Applies the batch's key-value entries atomically and records the last
   // one's sequence number as applied (baseline replication).
   rocksdb::Status apply(const wire::ChainBatch& batch);

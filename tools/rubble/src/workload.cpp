@@ -47,6 +47,31 @@ std::uint64_t KeyChooser::choose(std::mt19937_64& rng) const {
   return fnv64(zipf(rng)) % n_;  // scrambled: hot records spread over the key space
 }
 
+std::uint64_t KeyChooser::latest(std::mt19937_64& rng, std::uint64_t limit) const {
+  if (limit == 0) return 0;
+  const std::uint64_t rank = zipf(rng);
+  return limit - 1 - (rank < limit ? rank : limit - 1);
+}
+
+std::uint64_t InsertCounter::next() {
+  std::lock_guard lock(mu_);
+  return next_++;
+}
+
+void InsertCounter::done(std::uint64_t n) {
+  std::lock_guard lock(mu_);
+  done_.insert(n);
+  while (!done_.empty() && *done_.begin() == limit_) {
+    done_.erase(done_.begin());
+    ++limit_;
+  }
+}
+
+std::uint64_t InsertCounter::limit() const {
+  std::lock_guard lock(mu_);
+  return limit_;
+}
+
 ValueSource::ValueSource(std::size_t value_size, std::uint64_t seed) : size_(value_size) {
   std::mt19937_64 rng(seed);
   pool_.resize(std::max<std::size_t>(1 << 20, 2 * value_size));

@@ -74,6 +74,20 @@ void expect_readable_at_tail(const Chain& chain, const std::map<std::string, std
   EXPECT_EQ(wrong, 0) << "acknowledged writes not visible at the tail";
 }
 
+// A scan of the whole key space at the tail lists exactly the keys that
+// exist, with their values, in order.
+void expect_scan_matches(const Chain& chain, const std::map<std::string, std::optional<std::string>>& acked) {
+  ChainClient c(chain.head(), chain.tail());
+  std::vector<std::pair<std::string, std::string>> got, want;
+  for (const auto& [key, value] : acked)
+    if (value) want.emplace_back(key, *value);
+  ASSERT_LT(want.size(), kMaxScanKeys);
+  const auto st = c.scan("", kMaxScanKeys, &got);
+  ASSERT_TRUE(st.ok()) << describe(st);
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want) << "the tail's scan differs from the acknowledged writes";
+}
+
 wire::StatsReply stats(const std::string& addr) {
   wire::StatsReply r;
   const auto st = ChainClient::stats(addr, &r);
@@ -88,6 +102,7 @@ TEST(ChainBaseline, EveryAcknowledgedWriteIsReadableAtTheTail) {
   Chain chain(spec(dir, Mode::kBaseline));
   const auto acked = write_load(chain, 4, 600);
   expect_readable_at_tail(chain, acked);
+  expect_scan_matches(chain, acked);
   const auto head = stats(chain.head());
   for (const auto& n : chain.nodes()) {
     const auto s = stats(n.addr);
@@ -116,6 +131,9 @@ TEST(ChainBaseline, MalformedAndMisdirectedRequestsAreRefused) {
   st = wrong.get("k", &v, &found);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(st.error_message().find("tail"), std::string::npos) << st.error_message();
+  std::vector<std::pair<std::string, std::string>> items;
+  st = c.scan("k", 0, &items);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << describe(st);
   EXPECT_TRUE(c.put("k", "v").ok()) << "the chain still serves after bad requests";
 }
 
@@ -185,6 +203,7 @@ TEST(ChainRubble, EveryAcknowledgedWriteIsReadableAndOnlyTheHeadCompacts) {
   Chain chain(spec(dir, Mode::kRubble));
   const auto acked = write_load(chain, 4, 600);
   expect_readable_at_tail(chain, acked);  // recent writes come from the tail's overlay
+  expect_scan_matches(chain, acked);      // merged over the secondary
   bool installed = false;                 // then everything from its secondary RocksDB
   for (int i = 0; i < 100 && !installed; ++i) {
     installed = stats(chain.tail()).overlay_keys() == 0;
@@ -192,6 +211,7 @@ TEST(ChainRubble, EveryAcknowledgedWriteIsReadableAndOnlyTheHeadCompacts) {
   }
   ASSERT_TRUE(installed) << "the tail's secondary never caught up";
   expect_readable_at_tail(chain, acked);
+  expect_scan_matches(chain, acked);
   const auto head = stats(chain.head());
   EXPECT_GT(head.flushes(), 0u);
   EXPECT_GT(head.compactions(), 0u) << "the head compacts";

@@ -135,3 +135,28 @@ TEST(Overlay, MalformedLogsAreRefused) {
   Overlay o;
   EXPECT_NE(o.apply("short", 1), "");
 }
+
+TEST(Overlay, ScanMergesNewerValuesOverTheSecondary) {
+  TempDir d;
+  StoreOptions so;
+  so.with_meta = false;
+  auto store = Store::open_primary(d.path() + "/db", so);
+  for (const char* k : {"a", "c", "e", "g"}) ASSERT_TRUE(store->put(k, std::string("old-") + k).ok());
+  Overlay o;
+  rocksdb::WriteBatch b;
+  b.Put("b", "new-b");  // only in the overlay
+  b.Put("c", "new-c");  // newer than the secondary's
+  b.Delete("e");        // deleted since
+  ASSERT_EQ(o.apply(b.Data(), 1), "");
+  Overlay::KeyValues got;
+  ASSERT_EQ(o.scan(
+                "b", 10, [&] { return store->iterator(); }, &got),
+            "");
+  const Overlay::KeyValues want{{"b", "new-b"}, {"c", "new-c"}, {"g", "old-g"}};
+  EXPECT_EQ(got, want);
+  got.clear();
+  ASSERT_EQ(o.scan(
+                "", 2, [&] { return store->iterator(); }, &got),
+            "");
+  EXPECT_EQ(got, (Overlay::KeyValues{{"a", "old-a"}, {"b", "new-b"}}));
+}

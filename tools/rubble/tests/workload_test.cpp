@@ -41,3 +41,28 @@ TEST(Workload, KeysAndValues) {
   std::mt19937_64 rng(1);
   EXPECT_EQ(v.next(rng).size(), 1024u);
 }
+
+TEST(Workload, LatestFavoursRecentRecords) {
+  const KeyChooser c(KeyChooser::Kind::kZipfian, 1000);
+  std::mt19937_64 rng(3);
+  int recent = 0;
+  for (int i = 0; i < 10000; ++i) {
+    const auto k = c.latest(rng, 500);
+    ASSERT_LT(k, 500u);
+    recent += k >= 490;
+  }
+  EXPECT_GT(recent, 3000) << "the ten newest records draw far more than 2% of the reads";
+}
+
+TEST(Workload, InsertCounterLimitIsTheAcknowledgedPrefix) {
+  InsertCounter c(100);
+  const auto a = c.next(), b = c.next(), d = c.next();
+  EXPECT_EQ(a, 100u);
+  EXPECT_EQ(c.limit(), 100u);
+  c.done(b);  // out of order: 100 is still in flight
+  EXPECT_EQ(c.limit(), 100u);
+  c.done(a);
+  EXPECT_EQ(c.limit(), 102u);
+  c.done(d);
+  EXPECT_EQ(c.limit(), 103u);
+}
