@@ -89,7 +89,7 @@ void Daemon::connect_lease_service() {
   bridge_->set_client(client_.get());
 }
 
-ModeDecision Daemon::start() {
+ModeDecision Daemon::start(int device_fd) {
   std::vector<std::string> args = {"dfused", "-o",
                                    "fsname=dfused:" + escape_option(opts_.backend) +
                                        ",subtype=dfused,default_permissions" + (geteuid() == 0 ? ",allow_other" : "")};
@@ -105,9 +105,11 @@ ModeDecision Daemon::start() {
   fuse_opt_free_args(&fargs);
   if (!se_) return {false, Mode::kAuto, "libfuse refused the session options (its message is above); check -o"};
 
-  if (fuse_session_mount(se_.get(), opts_.mountpoint.c_str()) != 0)
-    return {false, Mode::kAuto, "mounting on " + opts_.mountpoint + " failed (libfuse's message is above)"};
-  mounted_ = true;
+  if (device_fd < 0) {
+    if (fuse_session_mount(se_.get(), opts_.mountpoint.c_str()) != 0)
+      return {false, Mode::kAuto, "mounting on " + opts_.mountpoint + " failed (libfuse's message is above)"};
+    mounted_ = true;
+  }
 
   static const fuse_custom_io kIo = {
       .writev = io_writev,
@@ -115,7 +117,7 @@ ModeDecision Daemon::start() {
       .splice_receive = nullptr,
       .splice_send = nullptr,
   };
-  const int fd = fuse_session_fd(se_.get());
+  const int fd = device_fd < 0 ? fuse_session_fd(se_.get()) : device_fd;
   if (const int r = fuse_session_custom_io(se_.get(), &kIo, fd); r != 0)
     return {false, Mode::kAuto, std::string("fuse_session_custom_io: ") + std::strerror(-r)};
   device_.attach(fd);
@@ -126,7 +128,9 @@ ModeDecision Daemon::start() {
   }
 
   std::unique_lock lock(init_mu_);
-  if (!init_cv_.wait_for(lock, kInitTimeout, [this] { return init_result_.has_value() || worker_ended_; }))
+  // Once a worker took FUSE_INIT, it sets the result whatever happens.
+  if (!init_cv_.wait_for(lock, kInitTimeout,
+                         [this] { return init_result_.has_value() || (worker_ended_ && !init_seen_.load()); }))
     return {false, Mode::kAuto, "the kernel sent no FUSE_INIT within 10 s"};
   if (!init_result_) return {false, Mode::kAuto, "the FUSE connection ended before FUSE_INIT was answered"};
   ModeDecision d = *init_result_;
@@ -201,9 +205,9 @@ bool Daemon::on_init(const fuse_buf& buf) {
   ModeDecision d = decide_mode(opts_.mode, offer->leases(), client_ != nullptr);
   if (!d.ok) {
     reply_error(in->unique, EPROTO);
+    set_init_result(std::move(d));  // before the workers end: start() reports this, not "connection ended"
     fuse_session_exit(se_.get());
     device_.stop();
-    set_init_result(std::move(d));
     return false;
   }
   fs_.configure(config_for(d.mode));

@@ -50,8 +50,10 @@ class Daemon {
   void connect_lease_service();
 
   // Mounts and serves; returns once FUSE_INIT has been answered, with the
-  // mode (ok) or why the mount cannot run (then call stop()).
-  ModeDecision start();
+  // mode (ok) or why the mount cannot run (then call stop()). Tests pass
+  // `device_fd` (one end of a socketpair that plays the kernel) instead of
+  // mounting; the session closes it.
+  ModeDecision start(int device_fd = -1);
   // Extra facts about the running mount for the startup message.
   const std::string& details() const { return details_; }
 
