@@ -33,7 +33,7 @@ void add_options(CLI::App& app, Options& opts) {
   app.add_option_function<double>(
          "--lease-timeout",
          [&opts](double s) { opts.lease_timeout = std::chrono::milliseconds(static_cast<long>(s * 1000)); },
-         "Seconds to wait for an unreachable lease service before failing (default 10)")
+         "Seconds an unreachable lease service is retried, at start and per lease request, before failing (default 30)")
       ->check(CLI::PositiveNumber);
   app.add_flag("-f,--foreground", opts.foreground, "Stay in the foreground (default: detach once mounted)");
   app.add_flag("-d,--debug", opts.debug, "Log every FUSE request (libfuse debug output; implies nothing else)");

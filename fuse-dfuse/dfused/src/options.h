@@ -22,8 +22,8 @@ struct Options {
   unsigned threads = 4;
   bool foreground = false;
   bool debug = false;
-  std::vector<std::string> fuse_options;  // -o, each may hold a comma list
-  std::chrono::milliseconds lease_timeout{10000};
+  std::vector<std::string> fuse_options;           // -o, each may hold a comma list
+  std::chrono::milliseconds lease_timeout{30000};  // LeaseClientOptions::unreachable_timeout
 };
 
 // Declares every option on `app`, writing into `opts`.

@@ -20,6 +20,8 @@ namespace {
 
 class Cli : public ::testing::Test {
  protected:
+  void SetUp() override { DFUSED_SKIP_WITHOUT_FUSE(); }
+
   TempDir dir_;
   std::string backend_ = dir_.sub("backend");
   std::string mnt_ = dir_.sub("mnt");

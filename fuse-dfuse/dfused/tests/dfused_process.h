@@ -11,8 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -26,6 +28,20 @@ namespace dfuse::dfused::test {
 inline bool is_mounted(const std::string& path) {
   return find_mount(path).has_value();
 }
+
+// Why this machine cannot run the mount tests (not root, no /dev/fuse), or
+// an empty string.
+inline std::string fuse_unusable() {
+  if (geteuid() != 0) return "the mount tests run as root";
+  const int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd == -1) return std::string("/dev/fuse: ") + strerror(errno);
+  ::close(fd);
+  return {};
+}
+#define DFUSED_SKIP_WITHOUT_FUSE()                                                                  \
+  do {                                                                                              \
+    if (const auto why = ::dfuse::dfused::test::fuse_unusable(); !why.empty()) GTEST_SKIP() << why; \
+  } while (0)
 
 // Lazily unmounts `path` (if mounted) when it goes out of scope.
 class MountGuard {

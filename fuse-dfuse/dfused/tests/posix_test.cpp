@@ -21,6 +21,7 @@ namespace {
 class PosixTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
+    DFUSED_SKIP_WITHOUT_FUSE();
     mount_.emplace(dir_.sub("backend"), dir_.sub("mnt"), GetParam());
     ASSERT_TRUE(mount_->ready()) << mount_->process().output();
   }

@@ -22,6 +22,7 @@ namespace {
 
 class TwoMounts : public ::testing::Test {
  protected:
+  void SetUp() override { DFUSED_SKIP_WITHOUT_FUSE(); }
   void start(const std::string& mode) {
     const std::string backend = dir_.sub("backend");
     a_.emplace(backend, dir_.sub("a"), mode);
