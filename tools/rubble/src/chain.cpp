@@ -86,23 +86,47 @@ std::string ReplicaSession::on_hello(const HelloInfo& hello) {
     return refuse("this node's --db holds data of chain '" + local_.chain_id + "' but the head belongs to chain '" +
                   hello.chain_id + "': give this node an empty --db directory or the one of chain '" + hello.chain_id +
                   "'");
-  if (local_.mode == Mode::kBaseline && local_.applied_seq != hello.head_seq)
-    return refuse("this node has applied entries up to " + std::to_string(local_.applied_seq) + " but the head is at " +
-                  std::to_string(hello.head_seq) +
-                  ": the replicas diverged and re-synchronisation is not implemented yet; start the chain from "
-                  "empty --db directories");
   if (local_.mode == Mode::kRubble && hello.slot_size != local_.slot_size)
     return refuse("the head writes slots of " + std::to_string(hello.slot_size) + " bytes but this node's pool has " +
                   std::to_string(local_.slot_size) + "-byte slots: start every node with the same --sst-size");
+  if (hello.epoch == 0 && local_.epoch > 1)
+    return refuse("this chain was reconfigured (view epoch " + std::to_string(local_.epoch) +
+                  ") and a node that starts as head cannot take it over: start it with an empty --db and add it as "
+                  "the new tail (rubble-ctl add)");
+  if (hello.epoch != 0 && hello.epoch < local_.epoch)
+    return refuse("stale view: the predecessor holds epoch " + std::to_string(hello.epoch) + ", this node epoch " +
+                  std::to_string(local_.epoch));
+  if (hello.join && local_.mode == Mode::kBaseline && local_.applied_seq != 0)
+    return refuse("a node joins the chain as a new tail only with an empty --db, and this one holds entries up to " +
+                  std::to_string(local_.applied_seq));
+  if (hello.join && local_.mode == Mode::kBaseline) {
+    state_ = State::kAwaitSnapshot;
+  } else if (hello.join || hello.reset) {
+    next_seq_ = hello.head_seq + 1;
+    state_ = State::kStreaming;
+  } else {
+    if (local_.applied_seq > hello.head_seq)
+      return refuse("this node has applied entries up to " + std::to_string(local_.applied_seq) +
+                    " but its predecessor only has entries up to " + std::to_string(hello.head_seq) +
+                    ": the replicas diverged; start this node with an empty --db and add it as the new tail");
+    next_seq_ = local_.applied_seq + 1;
+    state_ = State::kStreaming;
+  }
   adopted_ = local_.chain_id.empty();
   position_ = hello.position;
-  next_seq_ = hello.head_seq + 1;
+  return "";
+}
+
+std::string ReplicaSession::on_snapshot_done(std::uint64_t seq) {
+  if (state_ != State::kAwaitSnapshot) return refuse("protocol error: a snapshot this node did not ask for");
+  next_seq_ = seq + 1;
   state_ = State::kStreaming;
   return "";
 }
 
 std::string ReplicaSession::on_entry(std::uint64_t seq) {
   if (state_ == State::kAwaitHello) return refuse("protocol error: entries before the Hello");
+  if (state_ == State::kAwaitSnapshot) return refuse("protocol error: entries before the end of the snapshot");
   if (state_ == State::kClosed) return "protocol error: entry on a closed replication stream";
   if (seq != next_seq_)
     return refuse("protocol error: entry " + std::to_string(seq) + " arrived but " + std::to_string(next_seq_) +

@@ -44,33 +44,44 @@ std::string check_key_value(std::string_view key, std::size_t value_size);
 struct LocalIdentity {
   std::string chain_id;  // "" when this node has not joined a chain yet
   Mode mode = Mode::kBaseline;
-  std::uint64_t applied_seq = 0;  // baseline: last entry applied here
+  std::uint64_t applied_seq = 0;  // last entry applied here
   std::uint64_t slot_size = 0;    // rubble: slot size of this node's pool
+  std::uint64_t epoch = 0;        // epoch of the view this node holds (0: none yet)
 };
 
 struct HelloInfo {
   std::string chain_id;
   std::string mode;
   std::uint32_t position = 0;
-  std::uint64_t head_seq = 0;
+  std::uint64_t head_seq = 0;  // last entry the sender has
   std::uint64_t slot_size = 0;
+  std::uint64_t epoch = 0;  // the sender's view; 0 while a chain is being formed
+  bool reset = false;       // rubble: a (re)started head sends everything again
+  bool join = false;        // the receiver joins as a new tail
 };
 
 // The replica side of one replication stream.  Not thread-safe: one stream
 // has one reader.
 //
 //   kAwaitHello --on_hello ok--> kStreaming --on_entry out of order--> kClosed
+//        |   \--on_hello ok, baseline join--> kAwaitSnapshot --on_snapshot_done--> kStreaming
 //        \--on_entry / bad hello--> kClosed
+//
+// After the Hello the sender resends what the receiver lacks: the session
+// expects the entry after the receiver's last applied one (after a reset or
+// a rubble join: after the sender's last; after a baseline join: after the
+// snapshot).
 class ReplicaSession {
  public:
-  enum class State { kAwaitHello, kStreaming, kClosed };
+  enum class State { kAwaitHello, kAwaitSnapshot, kStreaming, kClosed };
 
   explicit ReplicaSession(LocalIdentity local) : local_(std::move(local)) {}
 
-  // Checks chain id, mode, position, sequence and slot size.  On success the
-  // session streams and expects entry head_seq + 1 next; adopted() tells
-  // whether the node joins the chain now (it had no chain id).
+  // Checks chain id, mode, position, epoch, sequence and slot size.
+  // adopted() tells whether the node joins the chain now (it had no chain id).
   std::string on_hello(const HelloInfo& hello);
+  // Baseline join: the snapshot (state at entry seq) is complete.
+  std::string on_snapshot_done(std::uint64_t seq);
   // Accepts only the next sequence number; anything else closes the session.
   std::string on_entry(std::uint64_t seq);
 

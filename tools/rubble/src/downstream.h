@@ -47,6 +47,9 @@ class Downstream {
   std::string open(const wire::Hello& hello, wire::ChainAck* reply, AckFn on_ack, EndFn on_end);
   // False once the stream has ended.
   bool write(const wire::ChainBatch& batch);
+  // Aborts the stream (a blocked write returns); any thread, any time.
+  void cancel() { ctx_.TryCancel(); }
+  bool ended() const { return ended_.load(); }
   void close();
 
   const std::string& addr() const { return addr_; }

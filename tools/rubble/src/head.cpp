@@ -19,14 +19,17 @@ std::string rocksdb_dir(const std::string& db) {
 
 }  // namespace
 
-Head::Head(NodeOptions options, Identity identity) : options_(std::move(options)), identity_(std::move(identity)) {}
+Head::Head(NodeOptions options, Identity identity, Forwarder& forwarder)
+    : options_(std::move(options)), identity_(std::move(identity)), forwarder_(forwarder) {}
 
 Head::~Head() {
-  stop();
+  stop("the head is shutting down");
+  store_.reset();  // before the file system under it
+  rubble_.reset();
 }
 
-void Head::start() {
-  if (options_.mode == Mode::kRubble) rubble_ = std::make_unique<RubbleHead>(options_, identity_, acks_);
+wire::ChainAck Head::start(const std::string& self) {
+  if (options_.mode == Mode::kRubble) rubble_ = std::make_unique<RubbleHead>(options_, identity_);
   StoreOptions so;
   so.sst_size = options_.sst_size;
   std::uint64_t head_seq = 0;
@@ -35,45 +38,51 @@ void Head::start() {
     head_seq = store_->applied_seq();
   }
   sequencer_ = std::make_unique<Sequencer>(head_seq, kMaxQueuedBytes);
-  connect_chain();
-  sender_ = std::thread([this] { sender_loop(); });
-  if (!rubble_) return;
-  store_ = rubble_->open_store(rocksdb_dir(options_.db), so, *sequencer_);
-  // Serve only once every replica has the head's database open.
-  wire::WriteReply ignored;
-  if (const auto st = wait_ack(sequencer_->last_seq(), &ignored); !st.ok())
-    throw std::runtime_error("the replicas did not install the head's database: " + st.error_message());
-}
-
-void Head::connect_chain() {
-  down_ = std::make_unique<Downstream>(options_.next, options_.connect_timeout);
-  if (auto e = down_->connect(); !e.empty()) throw std::runtime_error(e);
+  forwarder_.reset(head_seq);
   wire::Hello hello;
   hello.set_chain_id(identity_.chain_id);
   hello.set_mode(to_string(options_.mode));
   hello.set_position(1);
-  hello.set_head_seq(sequencer_->last_seq());
+  hello.set_sender(self);
+  hello.set_reset(rubble_ != nullptr);  // a rubble head sends its whole directory
   if (rubble_) hello.set_slot_size(rubble_->slot_size());
   wire::ChainAck reply;
-  auto e = down_->open(
-      hello, &reply, [this](const wire::ChainAck& a) { on_ack(a); }, [this](const std::string& w) { on_end(w); });
-  if (!e.empty()) throw std::runtime_error("the chain refused to start: " + e);
-  check_hello_reply(reply);
-  acks_.ack(sequencer_->last_seq());
-}
-
-void Head::check_hello_reply(const wire::ChainAck& reply) const {
+  if (auto e = forwarder_.connect(options_.next, hello, false, {}, &reply); !e.empty())
+    throw std::runtime_error("the chain refused to start: " + e);
   if (rubble_) rubble_->check_hello_reply(reply);
+  acks_.ack(head_seq);
+  sender_ = std::thread([this] { sender_loop(); });
+  if (rubble_) {
+    store_ = rubble_->open_store(rocksdb_dir(options_.db), so, *sequencer_, false);
+    // Serve only once every replica has the head's database open.
+    wire::WriteReply ignored;
+    if (const auto st = wait_ack(sequencer_->last_seq(), &ignored); !st.ok())
+      throw std::runtime_error("the replicas did not install the head's database: " + st.error_message());
+  }
+  ready_ = true;
+  return reply;
 }
 
-void Head::stop() {
+void Head::take_over(Takeover t) {
+  StoreOptions so;
+  so.sst_size = options_.sst_size;
+  if (options_.mode == Mode::kRubble)
+    rubble_ = std::make_unique<RubbleHead>(options_, identity_, t.pools, std::move(t.live));
+  else
+    store_ = std::move(t.store);
+  sequencer_ = std::make_unique<Sequencer>(t.applied, kMaxQueuedBytes);
+  acks_.ack(forwarder_.status().acked);
+  sender_ = std::thread([this] { sender_loop(); });
+  if (rubble_) store_ = rubble_->open_store(rocksdb_dir(options_.db), so, *sequencer_, true);
+  ready_ = true;
+}
+
+void Head::stop(const std::string& why) {
   if (stopping_.exchange(true)) return;
+  ready_ = false;
+  acks_.fail(why);
   if (sequencer_) sequencer_->close();
   if (sender_.joinable()) sender_.join();
-  if (down_) down_->close();
-  acks_.fail("the head is shutting down");
-  store_.reset();
-  rubble_.reset();
 }
 
 grpc::Status Head::put(const std::string& key, const std::string& value, wire::WriteReply* reply) {
@@ -95,6 +104,7 @@ grpc::Status Head::del(const std::string& key, wire::WriteReply* reply) {
 
 grpc::Status Head::write(wire::KvOp op, wire::WriteReply* reply) {
   if (auto f = acks_.failure(); !f.empty()) return {grpc::StatusCode::UNAVAILABLE, f};
+  if (!ready_) return {grpc::StatusCode::UNAVAILABLE, "the head is still starting: try again"};
   if (rubble_) {
     const auto st = op.type() == wire::KvOp::PUT ? store_->put(op.key(), op.value()) : store_->del(op.key());
     if (!st.ok()) return {grpc::StatusCode::INTERNAL, "the head's RocksDB refused the write: " + st.ToString()};
@@ -118,10 +128,11 @@ grpc::Status Head::wait_ack(std::uint64_t seq, wire::WriteReply* reply) {
     case AckTracker::Wait::kTimeout:
       break;
   }
-  return {grpc::StatusCode::DEADLINE_EXCEEDED, "the tail did not acknowledge entry " + std::to_string(seq) +
-                                                   " within --ack-timeout: a replica is lagging "
-                                                   "or stuck (check the successor at " +
-                                                   options_.next + ")"};
+  const auto fw = forwarder_.status();
+  return {grpc::StatusCode::DEADLINE_EXCEEDED,
+          "the tail did not acknowledge entry " + std::to_string(seq) + " within --ack-timeout: a replica is " +
+              "lagging or has failed (successor " + fw.successor + (fw.connected ? "" : ", not connected") +
+              "; the chain re-forms once rubble-ctl removes a failed node)"};
 }
 
 void Head::sender_loop() {
@@ -134,37 +145,45 @@ void Head::sender_loop() {
 }
 
 bool Head::ship(std::vector<wire::Entry>& entries) {
-  wire::ChainBatch batch;
-  for (auto& e : entries) *batch.add_entries() = std::move(e);
+  auto batch = std::make_shared<wire::ChainBatch>();
+  for (auto& e : entries) *batch->add_entries() = std::move(e);
   if (!rubble_) {
-    const auto st = store_->apply(batch);
+    const auto st = store_->apply(*batch);
     if (!st.ok()) {
       acks_.fail("the head's RocksDB failed to apply entries: " + st.ToString());
       return false;
     }
   }
-  if (down_->write(batch)) return true;
-  acks_.fail("lost the replication stream to the successor at " + options_.next);
-  return false;
+  forwarder_.send(std::move(batch));
+  return true;
 }
 
 void Head::on_ack(const wire::ChainAck& ack) {
   acks_.ack(ack.acked_seq());
-  if (rubble_) rubble_->on_releases(ack);
+  if (rubble_ && ack.releases_size() > 0) rubble_->on_releases(ack);
 }
 
-void Head::on_end(const std::string& why) {
-  acks_.fail("the chain is broken: " + why +
-             " (failure handling is not implemented yet: restart the chain from the tail)");
-  if (sequencer_) sequencer_->close();
+void Head::on_view(const wire::View& view) {
+  if (rubble_) rubble_->on_view(view);
+}
+
+grpc::Status Head::add_replica(const wire::Member& member, wire::AddReplicaReply* reply) {
+  if (!rubble_) return grpc::Status::OK;  // baseline: the tail sends the newcomer a snapshot
+  if (!ready_) return {grpc::StatusCode::UNAVAILABLE, "the head is not serving yet"};
+  if (auto e = rubble_->add_replica(member, reply); !e.empty()) return {grpc::StatusCode::FAILED_PRECONDITION, e};
+  return grpc::Status::OK;
+}
+
+std::uint64_t Head::applied() const {
+  return sequencer_ ? sequencer_->last_seq() : 0;
 }
 
 void Head::fill_stats(wire::StatsReply* r) const {
   r->set_chain_id(identity_.chain_id);
   r->set_position(0);
-  r->set_applied_seq(sequencer_ ? sequencer_->last_seq() : 0);
+  r->set_applied_seq(applied());
   r->set_acked_seq(acks_.acked());
-  r->set_bytes_sent(down_ ? down_->bytes_sent() : 0);
+  r->set_bytes_sent(forwarder_.status().bytes_sent);
   if (store_) {
     const auto s = store_->stats();
     r->set_flushes(s.flushes);

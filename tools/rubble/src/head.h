@@ -1,67 +1,93 @@
 // SPDX-License-Identifier: GPL-2.0
-// The head of a chain: orders writes, applies them, streams them to its
-// successor and answers a client once the tail has acknowledged the write.
+// The head of a chain: orders writes, applies them, hands them to the node's
+// Forwarder (which streams them to the successor and keeps them until the
+// tail acknowledges them) and answers a client once the tail has
+// acknowledged the write.
 //
 // Baseline mode: each write is one key-value entry; the sender thread applies
 // queued entries to the head's RocksDB in sequence order, then ships them.
 // Rubble mode: the client thread writes to RocksDB directly; the head's file
 // system mirror turns the resulting WAL/MANIFEST/SST operations into entries,
 // and the client waits for the entry that carried its WAL record.
+//
+// A head starts afresh (start: it opens its database and forms the chain
+// with the successor given by --next) or takes over from a failed head (a
+// replica promoted by a new view: its entries go on from its last applied
+// one, and in rubble mode it reopens its database as primary first).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "chain.h"
-#include "downstream.h"
+#include "forwarder.h"
 #include "identity.h"
 #include "options.h"
 #include "rubble.pb.h"
 #include "sequencer.h"
+#include "slot_fs.h"
 #include "store.h"
 
 namespace fastpath::rubble {
 
 class RubbleHead;
+struct ReplicaPool;
+
+// What a replica brings when it takes over as head.
+struct Takeover {
+  std::uint64_t applied = 0;             // its last applied entry: the new head goes on from there
+  std::unique_ptr<Store> store;          // baseline: its database
+  std::vector<ReplicaPool> pools;        // rubble: its successors' pools and the slots they hold
+  std::map<std::string, SlotFile> live;  // rubble: the SSTs it copied out of its slots
+};
 
 class Head {
  public:
-  Head(NodeOptions options, Identity identity);
+  Head(NodeOptions options, Identity identity, Forwarder& forwarder);
   ~Head();
   Head(const Head&) = delete;
   Head& operator=(const Head&) = delete;
 
-  // Connects the chain and opens the database.  Throws std::runtime_error
-  // with the cause and the fix.
-  void start();
-  void stop();
+  // A fresh head: opens the database and forms the chain with --next.
+  // Returns the successor's Hello reply (the members after the head).
+  // Throws std::runtime_error with the cause and the fix.
+  wire::ChainAck start(const std::string& self);
+  // A replica taking over.  Throws std::runtime_error.
+  void take_over(Takeover t);
+  // Every waiting and later write fails with why.
+  void stop(const std::string& why);
 
   grpc::Status put(const std::string& key, const std::string& value, wire::WriteReply* reply);
   grpc::Status del(const std::string& key, wire::WriteReply* reply);
+  void on_ack(const wire::ChainAck& ack);
+  void on_view(const wire::View& view);
+  grpc::Status add_replica(const wire::Member& member, wire::AddReplicaReply* reply);
   void fill_stats(wire::StatsReply* reply) const;
+  std::uint64_t applied() const;
+  std::uint64_t acked() const { return acks_.acked(); }
+  bool accepting() const { return ready_.load() && acks_.failure().empty(); }
 
  private:
   grpc::Status write(wire::KvOp op, wire::WriteReply* reply);
   grpc::Status wait_ack(std::uint64_t seq, wire::WriteReply* reply);
-  void connect_chain();
-  void check_hello_reply(const wire::ChainAck& reply) const;
   void sender_loop();
   bool ship(std::vector<wire::Entry>& entries);
-  void on_ack(const wire::ChainAck& ack);
-  void on_end(const std::string& why);
 
   const NodeOptions options_;
   const Identity identity_;
+  Forwarder& forwarder_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Sequencer> sequencer_;
   AckTracker acks_;
-  std::unique_ptr<Downstream> down_;
   std::unique_ptr<RubbleHead> rubble_;  // rubble mode only
   std::thread sender_;
+  std::atomic<bool> ready_{false};
   std::atomic<bool> stopping_{false};
 };
 

@@ -16,6 +16,12 @@ wire::FileOp file_op(wire::FileOp::Type type, const std::string& name) {
   return op;
 }
 
+// Shared hold of the sink's op lock (if it has one) for one mirrored change.
+std::shared_lock<std::shared_mutex> op_guard(FileOpSink& sink) {
+  auto* mu = sink.op_lock();
+  return mu ? std::shared_lock(*mu) : std::shared_lock<std::shared_mutex>();
+}
+
 // A MANIFEST, WAL, CURRENT... file: every change becomes a FileOp.
 class MirroredFile : public rocksdb::FSWritableFileOwnerWrapper {
  public:
@@ -23,29 +29,34 @@ class MirroredFile : public rocksdb::FSWritableFileOwnerWrapper {
       : FSWritableFileOwnerWrapper(std::move(f)), name_(std::move(name)), offset_(offset), sink_(sink) {}
 
   IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    const auto guard = op_guard(sink_);
     auto st = target()->Append(data, o, dbg);
     if (st.ok()) mirror(data, offset_);
     return st;
   }
   IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o, const rocksdb::DataVerificationInfo& v,
                   rocksdb::IODebugContext* dbg) override {
+    const auto guard = op_guard(sink_);
     auto st = target()->Append(data, o, v, dbg);
     if (st.ok()) mirror(data, offset_);
     return st;
   }
   IOStatus PositionedAppend(const rocksdb::Slice& data, std::uint64_t offset, const rocksdb::IOOptions& o,
                             rocksdb::IODebugContext* dbg) override {
+    const auto guard = op_guard(sink_);
     auto st = target()->PositionedAppend(data, offset, o, dbg);
     if (st.ok()) mirror(data, offset);
     return st;
   }
   IOStatus PositionedAppend(const rocksdb::Slice& data, std::uint64_t offset, const rocksdb::IOOptions& o,
                             const rocksdb::DataVerificationInfo& v, rocksdb::IODebugContext* dbg) override {
+    const auto guard = op_guard(sink_);
     auto st = target()->PositionedAppend(data, offset, o, v, dbg);
     if (st.ok()) mirror(data, offset);
     return st;
   }
   IOStatus Truncate(std::uint64_t size, const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    const auto guard = op_guard(sink_);
     auto st = target()->Truncate(size, o, dbg);
     if (!st.ok()) return st;
     auto op = file_op(wire::FileOp::TRUNCATE, name_);
@@ -84,14 +95,8 @@ class ShippedSst : public rocksdb::FSWritableFileOwnerWrapper {
     auto st = target()->Close(o, dbg);
     if (!st.ok() || shipped_) return st;
     shipped_ = true;
-    std::uint32_t slot = 0;
-    std::uint64_t size = 0;
-    if (auto e = shipper_.ship(name_, path_, &slot, &size); !e.empty())
+    if (auto e = shipper_.ship_and_install(name_, path_, sink_); !e.empty())
       return IOStatus::IOError("rubble: cannot ship " + name_ + " to the replicas: " + e);
-    auto op = file_op(wire::FileOp::INSTALL_SST, name_);
-    op.set_slot(slot);
-    op.set_size(size);
-    sink_.file_op(std::move(op));
     return st;
   }
 
@@ -104,6 +109,17 @@ class ShippedSst : public rocksdb::FSWritableFileOwnerWrapper {
 };
 
 }  // namespace
+
+std::string SstShipper::ship_and_install(const std::string& name, const std::string& path, FileOpSink& sink) {
+  std::uint32_t slot = 0;
+  std::uint64_t size = 0;
+  if (auto e = ship(name, path, &slot, &size); !e.empty()) return e;
+  auto op = file_op(wire::FileOp::INSTALL_SST, name);
+  op.set_slot(slot);
+  op.set_size(size);
+  sink.file_op(std::move(op));
+  return "";
+}
 
 MirrorFileSystem::MirrorFileSystem(std::shared_ptr<rocksdb::FileSystem> base, std::string dir, FileOpSink& sink,
                                    SstShipper& shipper)
@@ -134,6 +150,7 @@ IOStatus MirrorFileSystem::wrap(const std::string& f, std::uint64_t offset, IOSt
 
 IOStatus MirrorFileSystem::NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
                                            std::unique_ptr<rocksdb::FSWritableFile>* r, rocksdb::IODebugContext* dbg) {
+  const auto guard = op_guard(sink_);
   auto st = target()->NewWritableFile(f, o, r, dbg);
   // The file now exists and is empty (an existing one is truncated): the
   // replicas' copy too, even before the first append.
@@ -175,6 +192,7 @@ IOStatus MirrorFileSystem::RenameFile(const std::string& src, const std::string&
   const bool mirrored = from && to && classify(*from) == FileKind::kMirrored && classify(*to) == FileKind::kMirrored;
   if (!mirrored && (watched(src) || watched(target_path)))
     return IOStatus::NotSupported("rubble: cannot mirror the rename of " + src + " to " + target_path);
+  const auto guard = op_guard(sink_);
   auto st = target()->RenameFile(src, target_path, o, dbg);
   if (st.ok() && mirrored) {
     auto op = file_op(wire::FileOp::RENAME, *from);
@@ -192,6 +210,7 @@ IOStatus MirrorFileSystem::LinkFile(const std::string& src, const std::string& t
 }
 
 IOStatus MirrorFileSystem::DeleteFile(const std::string& f, const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) {
+  const auto guard = op_guard(sink_);
   auto st = target()->DeleteFile(f, o, dbg);
   if (st.ok() && watched(f)) sink_.file_op(file_op(wire::FileOp::DELETE, *name_in_dir(f, dir_)));
   return st;
@@ -202,6 +221,7 @@ IOStatus MirrorFileSystem::Truncate(const std::string& f, std::size_t size, cons
   const auto name = name_in_dir(f, dir_);
   if (name && classify(*name) == FileKind::kSst)
     return IOStatus::NotSupported("rubble: SST files cannot be truncated once shipped");
+  const auto guard = op_guard(sink_);
   auto st = target()->Truncate(f, size, o, dbg);
   if (st.ok() && name && classify(*name) == FileKind::kMirrored) {
     auto op = file_op(wire::FileOp::TRUNCATE, *name);

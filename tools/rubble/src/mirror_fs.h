@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 
 #include "rubble.pb.h"
@@ -27,6 +28,10 @@ class FileOpSink {
   virtual ~FileOpSink() = default;
   // Called in the order the operations happen, from any RocksDB thread.
   virtual void file_op(wire::FileOp op) = 0;
+  // When not null, held shared around each mirrored change (the local
+  // operation and its file_op), so that whoever holds it exclusively sees
+  // the mirrored files exactly as the operations so far left them.
+  virtual std::shared_mutex* op_lock() { return nullptr; }
 };
 
 class SstShipper {
@@ -36,6 +41,9 @@ class SstShipper {
   // "" (with slot and size set) or the error.
   virtual std::string ship(const std::string& name, const std::string& path, std::uint32_t* slot,
                            std::uint64_t* size) = 0;
+  // Ships the SST, then reports INSTALL_SST(name, slot, size) to sink.  An
+  // override may make the two one step for its own bookkeeping.
+  virtual std::string ship_and_install(const std::string& name, const std::string& path, FileOpSink& sink);
 };
 
 class MirrorFileSystem : public rocksdb::FileSystemWrapper {

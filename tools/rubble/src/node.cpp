@@ -4,12 +4,26 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <iostream>
 #include <stdexcept>
 
 #include "downstream.h"
+#include "pool.h"
 #include "procstat.h"
+#include "rubble_head.h"
+#include "rubble_replica.h"
+#include "view.h"
 
 namespace fastpath::rubble {
+
+namespace {
+
+bool same_view(const wire::View& a, const wire::View& b) {
+  return a.SerializeAsString() == b.SerializeAsString();
+}
+
+}  // namespace
 
 Node::Node(NodeOptions options) : options_(std::move(options)) {}
 
@@ -24,19 +38,67 @@ Identity Node::head_identity(const std::optional<Identity>& found) const {
   return id;
 }
 
+std::shared_ptr<Head> Node::head() const {
+  std::lock_guard lock(mu_);
+  return head_;
+}
+
+std::shared_ptr<Replica> Node::replica() const {
+  std::lock_guard lock(mu_);
+  return replica_;
+}
+
+wire::View Node::view() const {
+  std::lock_guard lock(mu_);
+  return view_;
+}
+
+void Node::note(const std::string& problem) {
+  std::lock_guard lock(mu_);
+  problem_ = problem;
+}
+
+bool Node::adopt(const wire::View& v) {
+  std::lock_guard lock(mu_);
+  if (removed_ || v.epoch() <= view_.epoch()) return false;
+  view_ = v;
+  return true;
+}
+
 std::string Node::start() {
   if (auto e = validate(options_); !e.empty()) throw std::runtime_error(e);
   const auto found = check_db_dir(options_.db, options_.mode, options_.chain_id);
+  forwarder_ = std::make_unique<Forwarder>(
+      options_.connect_timeout, [this](const wire::ChainAck& a) { on_forwarder_ack(a); },
+      [this](const std::string& why) { note("lost the stream to the successor: " + why); });
+  address_ = listen();
   if (options_.role == Role::kHead) {
-    head_ = std::make_unique<Head>(options_, head_identity(found));
-    head_->start();
-    return listen();
+    auto h = std::make_shared<Head>(options_, head_identity(found), *forwarder_);
+    {
+      std::lock_guard lock(mu_);
+      head_ = h;
+    }
+    const auto reply = h->start(address_);
+    wire::View v;
+    v.set_epoch(reply.view_epoch() + 1);
+    v.add_members()->set_addr(address_);
+    for (const auto& m : reply.members()) *v.add_members() = m;
+    {
+      std::lock_guard lock(mu_);
+      view_ = v;
+    }
+    forwarder_->send_view(v);  // everyone learns the chain
+  } else {
+    Replica::Hooks hooks{[this] { return view(); }, [this](const wire::View& v) { adopt(v); },
+                         [this](const wire::View& v) { in_band_view(v); }};
+    auto r = std::make_shared<Replica>(options_, found, *forwarder_, std::move(hooks));
+    r->set_address(address_);
+    r->start();
+    std::lock_guard lock(mu_);
+    replica_ = r;
   }
-  replica_ = std::make_unique<Replica>(options_, found);
-  replica_->start();
-  auto addr = listen();
-  replica_->set_address(addr);
-  return addr;
+  maintainer_ = std::thread([this] { maintain_loop(); });
+  return address_;
 }
 
 std::string Node::listen() {
@@ -55,63 +117,346 @@ std::string Node::listen() {
 }
 
 void Node::stop() {
+  {
+    std::lock_guard lock(maint_mu_);
+    maint_stop_ = true;
+  }
+  maint_cv_.notify_all();
+  if (maintainer_.joinable()) maintainer_.join();
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
-  if (head_) head_->stop();
+  if (auto h = head()) h->stop("the head is shutting down");
+  if (forwarder_) forwarder_->shutdown();
+  std::shared_ptr<Head> h;
+  std::shared_ptr<Replica> r;
+  {
+    std::lock_guard lock(mu_);
+    h = std::move(head_);
+    r = std::move(replica_);
+  }
+  h.reset();
+  r.reset();
   server_.reset();
-  head_.reset();
-  replica_.reset();
+}
+
+void Node::on_forwarder_ack(const wire::ChainAck& ack) {
+  if (auto h = head())
+    h->on_ack(ack);
+  else if (auto r = replica())
+    r->on_downstream_ack(ack);
+}
+
+// A view that arrived on the stream, after every entry before it.  A joining
+// node learns here that it is the tail now.
+void Node::in_band_view(const wire::View& v) {
+  adopt(v);
+  auto r = replica();
+  if (!r) return;
+  const auto plan = plan_for(view(), address_);
+  if (plan.tail && !r->serving() && r->synced())
+    if (auto e = r->become_tail(); !e.empty()) note(e);
+}
+
+std::string Node::role() const {
+  std::lock_guard lock(mu_);
+  if (removed_) return "removed";
+  if (view_.epoch() == 0) return head_ ? "head" : to_string(options_.role);
+  const auto p = plan_for(view_, address_);
+  if (p.removed) return "removed";
+  if (p.joining) return "joining";
+  if (p.head) return "head";
+  return p.tail ? "tail" : "middle";
+}
+
+std::string Node::not_head() const {
+  const auto h = head_of(view());
+  return "this node is the " + role() + " at " + address_ + ": writes enter the chain at the head" +
+         (h.empty() ? "" : " (" + h + ")");
+}
+
+std::string Node::not_tail() const {
+  const auto t = tail_of(view());
+  return "this node is the " + role() + " at " + address_ + ": reads are served by the tail" +
+         (t.empty() ? "" : " (" + t + ")");
 }
 
 grpc::Status Node::Put(grpc::ServerContext*, const wire::PutRequest* req, wire::WriteReply* reply) {
-  if (!head_) return {grpc::StatusCode::FAILED_PRECONDITION, check_client_op(options_.role, ClientOp::kPut)};
-  return head_->put(req->key(), req->value(), reply);
+  auto h = head();
+  if (!h) return {grpc::StatusCode::FAILED_PRECONDITION, not_head()};
+  return h->put(req->key(), req->value(), reply);
 }
 
 grpc::Status Node::Delete(grpc::ServerContext*, const wire::DeleteRequest* req, wire::WriteReply* reply) {
-  if (!head_) return {grpc::StatusCode::FAILED_PRECONDITION, check_client_op(options_.role, ClientOp::kDelete)};
-  return head_->del(req->key(), reply);
+  auto h = head();
+  if (!h) return {grpc::StatusCode::FAILED_PRECONDITION, not_head()};
+  return h->del(req->key(), reply);
 }
 
 grpc::Status Node::Get(grpc::ServerContext*, const wire::GetRequest* req, wire::GetReply* reply) {
-  if (!replica_) return {grpc::StatusCode::FAILED_PRECONDITION, check_client_op(options_.role, ClientOp::kGet)};
-  auto st = replica_->get(req->key(), reply);
+  auto r = replica();
+  if (!r) return {grpc::StatusCode::FAILED_PRECONDITION, not_tail()};
+  auto st = r->get(req->key(), reply);
   reply_bytes_sent_ += reply->ByteSizeLong();
   return st;
 }
 
 grpc::Status Node::Scan(grpc::ServerContext*, const wire::ScanRequest* req, wire::ScanReply* reply) {
-  if (!replica_) return {grpc::StatusCode::FAILED_PRECONDITION, check_client_op(options_.role, ClientOp::kGet)};
+  auto r = replica();
+  if (!r) return {grpc::StatusCode::FAILED_PRECONDITION, not_tail()};
   if (req->limit() == 0 || req->limit() > kMaxScanKeys)
     return {grpc::StatusCode::INVALID_ARGUMENT,
             "scan limit " + std::to_string(req->limit()) + ": ask for 1 to " + std::to_string(kMaxScanKeys) + " keys"};
-  auto st = replica_->scan(req->start(), req->limit(), reply);
+  auto st = r->scan(req->start(), req->limit(), reply);
   reply_bytes_sent_ += reply->ByteSizeLong();
   return st;
 }
 
 grpc::Status Node::Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::StatsReply* reply) {
-  reply->set_role(to_string(options_.role));
+  reply->set_role(role());
   reply->set_mode(to_string(options_.mode));
   reply->set_pid(::getpid());
   reply->set_cpu_seconds(cpu_seconds(::getpid()));
   reply->set_io_write_bytes(static_cast<std::uint64_t>(std::max(0LL, io_write_bytes(::getpid()))));
   reply->set_reply_bytes_sent(reply_bytes_sent_.load());
-  if (head_) head_->fill_stats(reply);
-  if (replica_) replica_->fill_stats(reply);
+  if (auto h = head()) h->fill_stats(reply);
+  if (auto r = replica()) r->fill_stats(reply);
   return grpc::Status::OK;
 }
 
 grpc::Status Node::Replicate(grpc::ServerContext* ctx,
                              grpc::ServerReaderWriter<wire::ChainAck, wire::ChainBatch>* stream) {
-  if (!replica_) {
+  auto r = replica();
+  if (!r) {
     wire::ChainAck no;
-    no.set_error("the node at " + options_.listen +
-                 " is a head: a head has no predecessor; fix the --next of the node "
-                 "that points here");
+    no.set_error("the node at " + address_ + " is the " + role() +
+                 (head() ? ": a head has no predecessor; fix the --next of the node that points here"
+                         : ": it takes no predecessor"));
     stream->Write(no);
     return {grpc::StatusCode::FAILED_PRECONDITION, no.error()};
   }
-  return replica_->replicate(ctx, stream);
+  return r->replicate(ctx, stream);
+}
+
+void Node::fill_state(wire::NodeState* st) const {
+  st->set_addr(address_);
+  st->set_role(role());
+  st->set_mode(to_string(options_.mode));
+  {
+    std::lock_guard lock(mu_);
+    *st->mutable_view() = view_;
+    st->set_problem(problem_);
+  }
+  if (auto h = head()) {
+    st->set_applied_seq(h->applied());
+    st->set_acked_seq(h->acked());
+    st->set_accepting_writes(h->accepting());
+    st->set_synced(true);
+    if (auto id = read_identity(options_.db)) st->set_chain_id(id->chain_id);
+  } else if (auto r = replica()) {
+    r->fill_state(st);
+  }
+  if (forwarder_) {
+    const auto fw = forwarder_->status();
+    st->set_successor(fw.successor);
+    st->set_successor_connected(fw.connected);
+    st->set_log_entries(fw.log_entries);
+  }
+}
+
+grpc::Status Node::State(grpc::ServerContext*, const wire::StateRequest*, wire::NodeState* reply) {
+  try {
+    fill_state(reply);
+  } catch (const std::exception& e) {
+    return {grpc::StatusCode::INTERNAL, e.what()};
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status Node::Reconfigure(grpc::ServerContext*, const wire::View* v, wire::NodeState* reply) {
+  std::lock_guard lock(reconfig_mu_);
+  {
+    std::lock_guard l(mu_);
+    if (removed_)
+      return {grpc::StatusCode::FAILED_PRECONDITION, "the node at " + address_ + " has left the chain (" + problem_ +
+                                                         "): it takes no view any more; start a new node to add"};
+    if (v->epoch() < view_.epoch())
+      return {grpc::StatusCode::FAILED_PRECONDITION, "stale view: epoch " + std::to_string(v->epoch()) +
+                                                         " but the node at " + address_ + " holds epoch " +
+                                                         std::to_string(view_.epoch()) + " (" + describe(view_) + ")"};
+    if (v->epoch() == view_.epoch() && !same_view(*v, view_))
+      return {grpc::StatusCode::FAILED_PRECONDITION, "conflicting views of epoch " + std::to_string(v->epoch()) +
+                                                         ": the node at " + address_ + " holds " + describe(view_) +
+                                                         "; run one rubble-ctl at a time"};
+  }
+  const auto e = converge(*v);
+  if (!e.empty()) note(e);
+  fill_state(reply);
+  if (!e.empty()) return {grpc::StatusCode::ABORTED, e};
+  return grpc::Status::OK;
+}
+
+grpc::Status Node::AddReplica(grpc::ServerContext*, const wire::Member* m, wire::AddReplicaReply* reply) {
+  auto h = head();
+  if (!h) return {grpc::StatusCode::FAILED_PRECONDITION, not_head()};
+  return h->add_replica(*m, reply);
+}
+
+// reconfig_mu_ held.
+std::string Node::converge(const wire::View& v) {
+  {
+    std::lock_guard lock(mu_);
+    view_ = v;
+  }
+  const auto plan = plan_for(v, address_);
+  if (plan.removed) {
+    leave("removed from the chain (view " + describe(v) + ")");
+    return "";
+  }
+  if (plan.joining) return "";  // its predecessor connects it
+  if (plan.head && !head())
+    if (auto e = take_over(v); !e.empty()) return e;
+  if (auto h = head()) {
+    h->on_view(v);
+    if (plan.successor.empty() || plan.successor_joining)
+      return "a chain whose head is also its tail is not supported; add a node first";
+    const auto fw = forwarder_->status();
+    if (fw.successor != plan.successor || !fw.connected) return connect_successor(v, plan.successor, false, nullptr);
+    return "";
+  }
+  auto r = replica();
+  if (!r) return "this node is neither head nor replica";
+  return converge_replica(v, *r);
+}
+
+std::string Node::converge_replica(const wire::View& v, Replica& r) {
+  const auto plan = plan_for(v, address_);
+  const auto fw = forwarder_->status();
+  if (plan.successor.empty()) {  // the tail now: what this node applied is acknowledged
+    if (!fw.successor.empty()) forwarder_->disconnect();
+    if (!r.serving()) return r.become_tail();
+    return "";
+  }
+  if (plan.successor_joining) {  // still the tail, and streams to the newcomer
+    std::string e;
+    if (fw.successor != plan.successor || !fw.connected) e = connect_successor(v, plan.successor, true, &r);
+    if (!r.serving() && r.synced())
+      if (auto t = r.become_tail(); !t.empty()) e = t;
+    return e;
+  }
+  if (fw.joining && fw.successor == plan.successor) {  // the newcomer is the tail from here on
+    r.stop_serving();
+    forwarder_->finish_join(v);
+    return "";
+  }
+  if (fw.successor != plan.successor || !fw.connected) {
+    if (r.serving()) r.stop_serving();
+    return connect_successor(v, plan.successor, false, &r);
+  }
+  return "";
+}
+
+std::string Node::connect_successor(const wire::View& v, const std::string& succ, bool joining, Replica* r) {
+  wire::Hello hello;
+  if (auto id = read_identity(options_.db)) hello.set_chain_id(id->chain_id);
+  hello.set_mode(to_string(options_.mode));
+  hello.set_position(static_cast<std::uint32_t>(std::max(0, find_member(v, succ))));
+  if (options_.mode == Mode::kRubble) hello.set_slot_size(slot_size_for(options_.sst_size));
+  *hello.mutable_view() = v;
+  hello.set_sender(address_);
+  hello.set_join(joining);
+  Forwarder::SnapshotFn snapshot;
+  if (joining && r) snapshot = r->snapshot_source();
+  wire::ChainAck reply;
+  if (auto e = forwarder_->connect(succ, hello, joining, std::move(snapshot), &reply); !e.empty())
+    return "cannot stream to the successor " + succ + ": " + e;
+  return "";
+}
+
+// A replica becomes the head.  reconfig_mu_ held.
+std::string Node::take_over(const wire::View& v) {
+  auto r = replica();
+  if (!r) return "no replica state to take over from";
+  r->end_upstream("the node at " + address_ + " takes over as head (view " + describe(v) + ")");
+  const auto id = read_identity(options_.db);
+  if (!id) return "this node never joined a chain: it cannot take over as head";
+  Takeover t;
+  t.applied = r->applied();
+  try {
+    if (options_.mode == Mode::kBaseline) {
+      t.store = r->take_store();
+    } else {
+      // The slots each successor still uses, and those on their way to it.
+      const int me = find_member(v, address_);
+      for (int i = me + 1; i < v.members_size(); ++i) {
+        const auto& m = v.members(i);
+        wire::NodeState st;
+        auto stub = wire::Rubble::NewStub(make_channel(m.addr()));
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + options_.connect_timeout);
+        if (const auto s = stub->State(&ctx, wire::StateRequest{}, &st); !s.ok())
+          return "cannot learn which slots " + m.addr() + " holds: " + s.error_message();
+        ReplicaPool p{m.pool(), m.pool_id(), {st.held_slots().begin(), st.held_slots().end()}};
+        for (auto slot : forwarder_->installs_after(st.applied_seq())) p.held.push_back(slot);
+        std::sort(p.held.begin(), p.held.end());
+        p.held.erase(std::unique(p.held.begin(), p.held.end()), p.held.end());
+        t.pools.push_back(std::move(p));
+      }
+      t.live = r->rubble()->materialize((std::filesystem::absolute(options_.db) / "rocksdb").string());
+    }
+    auto h = std::make_shared<Head>(options_, *id, *forwarder_);
+    {
+      std::lock_guard lock(mu_);
+      head_ = h;  // acknowledgements go to the head from now on
+    }
+    h->take_over(std::move(t));
+  } catch (const std::exception& e) {
+    return std::string("taking over as head failed: ") + e.what();
+  }
+  {
+    std::lock_guard lock(mu_);
+    replica_.reset();
+  }
+  std::cerr << "rubble-node: " << address_ << " is the head now (" << describe(v) << ")" << std::endl;
+  return "";
+}
+
+void Node::leave(const std::string& why) {
+  {
+    std::lock_guard lock(mu_);
+    removed_ = true;
+    problem_ = why;
+  }
+  if (auto h = head()) h->stop("the node at " + address_ + " is no longer the head: " + why);
+  if (auto r = replica()) {
+    r->stop_serving();
+    r->end_upstream("the node at " + address_ + " left the chain: " + why);
+  }
+  forwarder_->shutdown();
+  std::cerr << "rubble-node: " << address_ << " " << why << std::endl;
+}
+
+// Reconnects a successor whose stream broke while it is still in the view
+// (a joining one is not: its join restarts from rubble-ctl).
+void Node::maintain_loop() {
+  std::unique_lock lock(maint_mu_);
+  while (!maint_stop_) {
+    maint_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return maint_stop_; });
+    if (maint_stop_) break;
+    lock.unlock();
+    const auto fw = forwarder_->status();
+    const auto v = view();
+    std::unique_lock reconfig(reconfig_mu_, std::try_to_lock);
+    bool removed = false;
+    {
+      std::lock_guard l(mu_);
+      removed = removed_;
+    }
+    if (reconfig.owns_lock() && !removed && v.epoch() > 0 && !fw.successor.empty() && !fw.connected && !fw.joining &&
+        plan_for(v, address_).successor == fw.successor) {
+      auto r = replica();
+      if (auto e = connect_successor(v, fw.successor, false, r.get()); !e.empty()) note(e);
+    }
+    lock.lock();
+  }
 }
 
 }  // namespace fastpath::rubble

@@ -1,14 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
 // The gRPC service of one rubble-node: a head or a replica behind the same
-// Rubble service, plus the server that runs it.
+// Rubble service, the node's successor side (Forwarder), its view of the
+// chain, and the role changes a new view asks for.
+//
+// Re-forming (Reconfigure, from rubble-ctl; idempotent, highest epoch wins):
+//   - not in the view: leave (stop serving, drop both streams, acknowledge
+//     nothing more);
+//   - first in the view but a replica: take over as head (end the stream
+//     from the old head; baseline: keep the database; rubble: copy the
+//     mirror and the SSTs out of the slots and reopen as primary), then go
+//     on from the last applied entry;
+//   - successor changed: connect it and resend what it lacks;
+//   - no successor: become the tail (acknowledge everything applied, and
+//     serve reads once a rubble replica has rebuilt its overlay);
+//   - a joining successor: stream to it (baseline: after a snapshot of this
+//     node's database) while still acknowledging as tail; when the view
+//     says it joined, hand the tail over in-band.
+// A lost stream to a successor that is still in the view is retried every
+// 200 ms.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 
+#include "forwarder.h"
 #include "head.h"
 #include "options.h"
 #include "replica.h"
@@ -21,8 +43,8 @@ class Node final : public wire::Rubble::Service {
   explicit Node(NodeOptions options);
   ~Node() override;
 
-  // Checks --db, opens the store, connects the chain (head) and starts
-  // serving.  Returns the bound address.  Throws std::runtime_error with the
+  // Checks --db, starts serving, opens the store and connects the chain
+  // (head).  Returns the bound address.  Throws std::runtime_error with the
   // cause and the fix.
   std::string start();
   // Stops serving (in-flight streams are cancelled) and closes the store.
@@ -34,16 +56,50 @@ class Node final : public wire::Rubble::Service {
   grpc::Status Scan(grpc::ServerContext*, const wire::ScanRequest*, wire::ScanReply*) override;
   grpc::Status Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::StatsReply*) override;
   grpc::Status Replicate(grpc::ServerContext*, grpc::ServerReaderWriter<wire::ChainAck, wire::ChainBatch>*) override;
+  grpc::Status State(grpc::ServerContext*, const wire::StateRequest*, wire::NodeState*) override;
+  grpc::Status Reconfigure(grpc::ServerContext*, const wire::View*, wire::NodeState*) override;
+  grpc::Status AddReplica(grpc::ServerContext*, const wire::Member*, wire::AddReplicaReply*) override;
 
  private:
   std::string listen();
   Identity head_identity(const std::optional<Identity>& found) const;
+  std::shared_ptr<Head> head() const;
+  std::shared_ptr<Replica> replica() const;
+  wire::View view() const;
+  std::string role() const;
+  bool adopt(const wire::View& v);  // true when v is newer than the current view
+  void in_band_view(const wire::View& v);
+  void on_forwarder_ack(const wire::ChainAck& ack);
+  std::string converge(const wire::View& v);
+  std::string converge_replica(const wire::View& v, Replica& r);
+  std::string take_over(const wire::View& v);
+  std::string connect_successor(const wire::View& v, const std::string& succ, bool joining, Replica* r);
+  void leave(const std::string& why);
+  void maintain_loop();
+  void note(const std::string& problem);
+  void fill_state(wire::NodeState* st) const;
+  std::string not_head() const;
+  std::string not_tail() const;
 
   const NodeOptions options_;
-  std::unique_ptr<Head> head_;
-  std::unique_ptr<Replica> replica_;
+  std::string address_;
+  std::unique_ptr<Forwarder> forwarder_;
+
+  mutable std::mutex mu_;  // guards the five below
+  wire::View view_;
+  std::shared_ptr<Head> head_;
+  std::shared_ptr<Replica> replica_;
+  bool removed_ = false;
+  std::string problem_;
+
+  std::mutex reconfig_mu_;  // one role change at a time
   std::unique_ptr<grpc::Server> server_;
   std::atomic<std::uint64_t> reply_bytes_sent_{0};
+
+  std::mutex maint_mu_;
+  std::condition_variable maint_cv_;
+  bool maint_stop_ = false;  // guarded by maint_mu_
+  std::thread maintainer_;
 };
 
 }  // namespace fastpath::rubble

@@ -1,22 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0
 // A middle or tail of the chain.  It accepts one replication stream at a
-// time from its predecessor, applies the entries in sequence order, passes
-// them on (middle) or acknowledges them (tail), and serves reads (tail).
+// time from its predecessor, applies the entries in sequence order and
+// hands them to the node's Forwarder, which passes them on (middle) or
+// acknowledges them (tail); the tail serves reads.
 //
 // Baseline mode: entries are key-value writes applied to the node's own
 // RocksDB, which flushes and compacts as usual.
 // Rubble mode: entries are the head's file operations; see rubble_replica.h.
+//
+// Re-forming: the stream from the predecessor may end (it failed) and a new
+// one start (from the failed node's predecessor); the node keeps its state
+// and its successor, and the new predecessor resends from the entry after
+// this node's last applied one (the Hello reply says which).  A stream from
+// a predecessor with a newer view, or from the same predecessor, replaces
+// the current one.  The node changes role (tail, middle, head) only when the
+// node above it (Node) says so.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "chain.h"
+#include "forwarder.h"
 #include "identity.h"
 #include "options.h"
 #include "rubble.grpc.pb.h"
@@ -31,7 +44,14 @@ class Replica {
  public:
   using Stream = grpc::ServerReaderWriter<wire::ChainAck, wire::ChainBatch>;
 
-  Replica(NodeOptions options, std::optional<Identity> identity);
+  // What the replica asks of its node.
+  struct Hooks {
+    std::function<wire::View()> view;                     // the node's current view
+    std::function<void(const wire::View&)> adopt_view;    // from a Hello
+    std::function<void(const wire::View&)> in_band_view;  // from the stream, after the entries before it
+  };
+
+  Replica(NodeOptions options, std::optional<Identity> identity, Forwarder& forwarder, Hooks hooks);
   ~Replica();
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
@@ -39,41 +59,80 @@ class Replica {
   // Opens the store or pool and, for a middle, checks that the successor is
   // reachable.  Throws std::runtime_error with the cause and the fix.
   void start();
-  // The address the server is bound to (for messages naming this node).
+  // The address the server is bound to.
   void set_address(std::string address) { address_ = std::move(address); }
 
   grpc::Status replicate(grpc::ServerContext* ctx, Stream* stream);
   grpc::Status get(const std::string& key, wire::GetReply* reply);
   grpc::Status scan(const std::string& start, std::size_t limit, wire::ScanReply* reply);
   void fill_stats(wire::StatsReply* reply);
+  void fill_state(wire::NodeState* state);
+
+  // An acknowledgement from the Forwarder (the successor's, or this node's
+  // own as tail): goes up to the predecessor with this node's slot releases.
+  void on_downstream_ack(const wire::ChainAck& ack);
+
+  // Role changes, by the node.
+  std::string become_tail();  // serve reads (a rubble replica prepares first)
+  void stop_serving();
+  bool serving() const { return serving_.load(); }
+  // Ends the predecessor's stream and refuses new ones (the node left the
+  // chain or takes over as head).
+  void end_upstream(const std::string& why);
+  std::uint64_t applied() const { return applied_seq_.load(); }
+  bool synced() const;
+  // Baseline: a snapshot of the database for a joining successor.
+  Forwarder::SnapshotFn snapshot_source();
+  // Taking over as head.
+  std::unique_ptr<Store> take_store() { return std::move(store_); }
+  RubbleReplica* rubble() { return rubble_.get(); }
+  wire::Member self_member() const;
 
  private:
   grpc::Status run_session(Session& s);
   std::string begin_session(Session& s, const wire::Hello& hello);
-  std::string connect_successor(Session& s, const wire::Hello& hello, wire::ChainAck* reply);
+  std::string connect_successor(const wire::Hello& hello, wire::ChainAck* reply);
   std::string adopt_chain(const wire::Hello& hello);
-  std::string on_batch(Session& s, const wire::ChainBatch& batch);
+  std::string on_batch(Session& s, const std::shared_ptr<wire::ChainBatch>& batch);
+  std::string on_snapshot(Session& s, const wire::Snapshot& snap);
   std::string apply_kv(const wire::ChainBatch& batch);
-  void acknowledge(Session& s, std::uint64_t seq);
-  void forward_ack(Session& s, const wire::ChainAck& ack);
-  void add_releases(wire::ChainAck& ack, std::uint32_t position);
-  void tick(Session& s);
+  void add_releases(wire::ChainAck& ack);
+  void send_up(wire::ChainAck ack);
+  void tick_loop();
   LocalIdentity local_identity() const;
   std::string who() const;
+  std::string refuse_reads() const;
 
   const NodeOptions options_;
+  Forwarder& forwarder_;
+  const Hooks hooks_;
   mutable std::mutex identity_mu_;
   std::optional<Identity> identity_;  // guarded by identity_mu_
   std::unique_ptr<Store> store_;      // baseline
   std::unique_ptr<RubbleReplica> rubble_;
   std::string address_;
-  std::mutex session_mu_;  // held for the whole of one replication stream
+
+  std::timed_mutex session_mu_;  // held for the whole of one replication stream
+  std::mutex current_mu_;        // guards the three below
+  Session* current_ = nullptr;
+  std::uint64_t current_epoch_ = 0;
+  std::string current_sender_;
+  bool closed_ = false;  // no stream accepted any more
+
+  std::atomic<bool> serving_{false};
+  std::atomic<bool> synced_{true};  // baseline: false while a joining node waits for its snapshot
   std::atomic<std::uint32_t> position_{0};
   std::atomic<std::uint64_t> applied_seq_{0};
   std::atomic<std::uint64_t> acked_seq_{0};
   std::atomic<std::uint64_t> bytes_received_{0};
-  std::atomic<std::uint64_t> bytes_sent_{0};
   std::atomic<std::uint64_t> ack_bytes_sent_{0};
+
+  // Rubble: catch-ups and slot releases, every 100 ms or when woken.
+  std::mutex tick_mu_;
+  std::condition_variable tick_cv_;
+  bool tick_stop_ = false;  // guarded by tick_mu_
+  bool tick_wake_ = false;  // guarded by tick_mu_
+  std::thread ticker_;
 };
 
 }  // namespace fastpath::rubble

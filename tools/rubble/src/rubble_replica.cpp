@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "rubble_replica.h"
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 namespace fastpath::rubble {
@@ -33,6 +36,18 @@ void RubbleReplica::close_secondary() {
 }
 
 std::string RubbleReplica::reset(const std::string& chain_id) {
+  std::lock_guard lock(apply_mu_);
+  return reset_locked(chain_id);
+}
+
+std::string RubbleReplica::begin_join(const std::string& chain_id) {
+  std::lock_guard lock(apply_mu_);
+  if (auto e = reset_locked(chain_id); !e.empty()) return e;
+  awaiting_snapshot_ = true;
+  return "";
+}
+
+std::string RubbleReplica::reset_locked(const std::string& chain_id) {
   const auto& h = pool_->header();
   if (!h.chain_id.empty() && h.chain_id != chain_id)
     return "pool " + pool_->path() + " holds slots of chain '" + h.chain_id + "', not of chain '" + chain_id +
@@ -46,6 +61,7 @@ std::string RubbleReplica::reset(const std::string& chain_id) {
   std::error_code ec;
   std::filesystem::remove_all(secondary_dir_, ec);
   dirty_ = false;
+  awaiting_snapshot_ = false;
   try {
     if (h.chain_id.empty()) pool_->set_chain_id(chain_id);
   } catch (const std::exception& e) {
@@ -81,18 +97,90 @@ std::string RubbleReplica::apply_to_overlay(const wire::FileOp& op, std::uint64_
 }
 
 std::string RubbleReplica::apply(const wire::ChainBatch& batch) {
-  const bool tail = options_.role == Role::kTail;
+  std::lock_guard lock(apply_mu_);
+  const bool tail = tail_.load();
   for (const auto& e : batch.entries()) {
     if (!e.has_file()) return "protocol error: entry " + std::to_string(e.seq()) + " is not a file operation";
-    if (auto err = applier_->apply(e.file()); !err.empty()) return err;
+    const auto& op = e.file();
+    // A snapshot addressed to another replica, or the stream a joining
+    // replica's snapshot already covers: passed over.
+    const bool mine = op.for_pool().empty() ? !awaiting_snapshot_.load() : op.for_pool() == pool_id();
+    if (!mine) {
+      applied_ = e.seq();
+      continue;
+    }
+    if (auto err = applier_->apply(op); !err.empty()) return err;
     if (tail)
-      if (auto err = apply_to_overlay(e.file(), e.seq()); !err.empty()) return "the head's WAL: " + err;
+      if (auto err = apply_to_overlay(op, e.seq()); !err.empty()) return "the head's WAL: " + err;
     applied_ = e.seq();
     dirty_ = true;
-    if (e.file().type() == wire::FileOp::OPEN_DB)
+    if (op.type() == wire::FileOp::OPEN_DB) {
       if (auto err = open_secondary(); !err.empty()) return err;
+      awaiting_snapshot_ = false;
+    }
   }
   return "";
+}
+
+std::string RubbleReplica::become_tail() {
+  {
+    std::lock_guard lock(apply_mu_);
+    if (awaiting_snapshot_) return "this replica has not received the head's snapshot yet";
+    overlay_.clear();
+    wal_parsers_.clear();
+    std::vector<std::filesystem::path> wals;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(mirror_dir_, ec))
+      if (entry.path().extension() == ".log") wals.push_back(entry.path());
+    std::sort(wals.begin(), wals.end(), [](const auto& a, const auto& b) {
+      const auto x = a.filename().string(), y = b.filename().string();
+      return x.size() != y.size() ? x.size() < y.size() : x < y;
+    });
+    const std::uint64_t seq = applied_.load();
+    for (const auto& path : wals) {
+      std::ifstream in(path, std::ios::binary);
+      const std::string data((std::istreambuf_iterator<char>(in)), {});
+      auto& parser = wal_parsers_[path.filename().string()];
+      if (auto e = parser.feed(0, data, [&](std::string_view rec) { return overlay_.apply(rec, seq); }); !e.empty())
+        return "the head's WAL " + path.string() + ": " + e;
+    }
+    tail_ = true;
+  }
+  // The overlay now holds what the secondary may lack; one catch-up moves it
+  // there (reads are correct either way).
+  return catch_up();
+}
+
+void RubbleReplica::become_middle() {
+  std::lock_guard lock(apply_mu_);
+  tail_ = false;
+  wal_parsers_.clear();
+  overlay_.clear();
+}
+
+std::map<std::string, SlotFile> RubbleReplica::materialize(const std::string& dir) {
+  std::lock_guard lock(apply_mu_);
+  close_secondary();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  std::filesystem::create_directories(dir);
+  for (const auto& entry : std::filesystem::directory_iterator(mirror_dir_))
+    if (entry.is_regular_file()) std::filesystem::copy_file(entry.path(), dir + "/" + entry.path().filename().string());
+  std::map<std::string, SlotFile> live;
+  std::vector<char> buf;
+  for (const auto& [name, f] : table_.files()) {
+    buf.resize(f.size);
+    const long got = pool_->read_slot(f.slot, 0, f.size, buf.data());
+    if (got != static_cast<long>(f.size))
+      throw std::runtime_error("cannot read " + name + " from slot " + std::to_string(f.slot) + " of " + pool_->path() +
+                               ": " + (got < 0 ? std::strerror(static_cast<int>(-got)) : "short read"));
+    std::ofstream out(dir + "/" + name, std::ios::binary | std::ios::trunc);
+    out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+    out.close();
+    if (!out) throw std::runtime_error("cannot write " + dir + "/" + name);
+    live[name] = f;
+  }
+  return live;
 }
 
 bool RubbleReplica::catch_up_due() const {

@@ -13,7 +13,15 @@
 // the secondary: it acknowledges a write as soon as it has applied it.
 //
 // Layout of --db: CHAIN, mirror/ (the head's files), secondary/ (the
-// secondary instance's own LOG).
+// secondary instance's own LOG), rocksdb/ (once it took over as head).
+//
+// Membership: a replica that becomes the tail (its successor failed, or it
+// joined) rebuilds its overlay from the WAL files in its mirror and catches
+// up once before it serves reads.  A joining replica applies only the
+// operations addressed to its pool (the head's snapshot) until the snapshot
+// ends with its OPEN_DB; everything before that is passed over.  A replica
+// taking over as head copies its mirror and its SSTs (from their slots) into
+// a regular RocksDB directory and opens it as primary.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -47,12 +55,27 @@ class RubbleReplica {
   std::uint64_t slot_size() const { return pool_->header().slot_size; }
   std::string pool_id() const { return pool_->header().pool_id; }
 
-  // A new stream from the head: drop the secondary, empty the mirror, free
-  // every slot, and record the chain in the pool.  "" or why not.
+  // A (re)started head: drop the secondary, empty the mirror, free every
+  // slot, and record the chain in the pool.  "" or why not.
   std::string reset(const std::string& chain_id);
+  // Joining as a new tail: reset, then wait for the head's snapshot.
+  std::string begin_join(const std::string& chain_id);
   // Applies the batch's file operations in order (the tail: also to its
   // overlay).
   std::string apply(const wire::ChainBatch& batch);
+  // Serve reads: overlay from the mirrored WALs, one catch-up.  "" or why not.
+  std::string become_tail();
+  void become_middle();
+  // Has the head's database (a joining replica: its snapshot is complete).
+  bool synced() const { return !awaiting_snapshot_.load(); }
+  std::uint64_t applied() const { return applied_.load(); }
+  std::vector<std::uint32_t> held_slots() const { return table_.held(); }
+  void requeue_released(const std::vector<std::uint32_t>& slots) { table_.requeue_released(slots); }
+  const std::string& pool_path() const { return pool_->path(); }
+  // Taking over as head: closes the secondary and copies the mirror and
+  // the live SSTs into dir (emptied first).  Returns the SSTs and their
+  // slots.  Throws std::runtime_error.
+  std::map<std::string, SlotFile> materialize(const std::string& dir);
   // Whether changes wait and the last catch-up is --catch-up-interval old.
   bool catch_up_due() const;
   // Catches up when due (the session's worker).
@@ -67,6 +90,7 @@ class RubbleReplica {
   std::string open_secondary();
   std::string catch_up();
   std::string apply_to_overlay(const wire::FileOp& op, std::uint64_t seq);
+  std::string reset_locked(const std::string& chain_id);
   void close_secondary();
 
   const NodeOptions options_;
@@ -75,6 +99,9 @@ class RubbleReplica {
   std::unique_ptr<Pool> pool_;
   SlotTable table_;
   std::unique_ptr<MirrorApplier> applier_;
+  std::mutex apply_mu_;            // one of apply / reset / become_tail at a time
+  std::atomic<bool> tail_{false};  // decode the WAL into the overlay
+  std::atomic<bool> awaiting_snapshot_{false};
   std::shared_ptr<SlotFileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
   std::shared_mutex db_mu_;                                       // exclusive: open/close the secondary; shared: use it
@@ -85,7 +112,7 @@ class RubbleReplica {
   std::atomic<std::uint64_t> applied_{0};                         // last entry applied to the mirror
   std::atomic<std::uint64_t> catchups_{0};
   Overlay overlay_;                               // tail only
-  std::map<std::string, WalParser> wal_parsers_;  // tail only; stream thread only
+  std::map<std::string, WalParser> wal_parsers_;  // tail only; guarded by apply_mu_
 };
 
 }  // namespace fastpath::rubble

@@ -84,6 +84,18 @@ std::vector<std::uint32_t> SlotTable::take_released() {
   return std::exchange(released_, {});
 }
 
+void SlotTable::requeue_released(const std::vector<std::uint32_t>& slots) {
+  std::lock_guard lock(mu_);
+  released_.insert(released_.end(), slots.begin(), slots.end());
+}
+
+std::vector<std::uint32_t> SlotTable::held() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::uint32_t> out;
+  for (const auto& [slot, name] : owners_) out.push_back(slot);
+  return out;
+}
+
 std::vector<std::pair<std::string, SlotFile>> SlotTable::files() const {
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, SlotFile>> out;

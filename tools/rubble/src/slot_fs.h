@@ -58,6 +58,10 @@ class SlotTable {
   void end_catch_up(std::uint64_t ticket);
   // Slots released since the last call.
   std::vector<std::uint32_t> take_released();
+  // Slots taken by take_released() that could not be sent: sent next time.
+  void requeue_released(const std::vector<std::uint32_t>& slots);
+  // Slots still used here (installed files, deleted or not).
+  std::vector<std::uint32_t> held() const;
   // Installed files the head has not deleted.
   std::vector<std::pair<std::string, SlotFile>> files() const;
   std::uint32_t in_use() const;   // slots holding a file (deleted or not)

@@ -121,6 +121,54 @@ rocksdb::Status Store::scan(std::string_view start, std::size_t limit,
   return it->status();
 }
 
+std::string Store::snapshot(const std::function<bool(std::vector<std::pair<std::string, std::string>>&)>& emit,
+                            std::size_t chunk_bytes, std::uint64_t* seq) {
+  const rocksdb::Snapshot* snap = db_->GetSnapshot();
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~Release() { db->ReleaseSnapshot(s); }
+  } release{db_.get(), snap};
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  *seq = 0;
+  if (meta_cf_) {
+    std::string v;
+    const auto st = db_->Get(ro, meta_cf_.get(), kAppliedKey, &v);
+    if (st.ok())
+      *seq = std::stoull(v);
+    else if (!st.IsNotFound())
+      return "RocksDB: " + st.ToString();
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, data_cf_.get()));
+  std::vector<std::pair<std::string, std::string>> chunk;
+  std::size_t bytes = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    chunk.emplace_back(it->key().ToString(), it->value().ToString());
+    bytes += it->key().size() + it->value().size();
+    if (bytes < chunk_bytes) continue;
+    if (!emit(chunk)) return "the successor went away during the snapshot";
+    chunk.clear();
+    bytes = 0;
+  }
+  if (!it->status().ok()) return "RocksDB: " + it->status().ToString();
+  if (!chunk.empty() && !emit(chunk)) return "the successor went away during the snapshot";
+  return "";
+}
+
+rocksdb::Status Store::load(const std::vector<std::pair<std::string, std::string>>& kvs) {
+  rocksdb::WriteBatch batch;
+  for (const auto& [k, v] : kvs) batch.Put(data_cf_.get(), k, v);
+  return db_->Write(rocksdb::WriteOptions(), &batch);
+}
+
+rocksdb::Status Store::set_applied(std::uint64_t seq) {
+  if (!meta_cf_) return rocksdb::Status::NotSupported("no chain metadata in this database");
+  auto st = db_->Put(rocksdb::WriteOptions(), meta_cf_.get(), kAppliedKey, encode_seq(seq));
+  if (st.ok()) applied_seq_ = seq;
+  return st;
+}
+
 rocksdb::Status Store::apply(const wire::ChainBatch& b) {
   const auto& entries = b.entries();
   if (entries.empty()) return rocksdb::Status::OK();

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -73,6 +74,15 @@ class Store {
   // Plain writes (the rubble head: its WAL is what gets replicated).
   rocksdb::Status put(std::string_view key, std::string_view value);
   rocksdb::Status del(std::string_view key);
+  // Baseline state transfer.  snapshot(): every key-value pair of a
+  // consistent snapshot, in chunks of about chunk_bytes, then seq = the
+  // applied sequence number the snapshot holds; emit returning false stops
+  // it.  "" or the error.  load(): writes the pairs; set_applied(): records
+  // the snapshot's sequence number.
+  std::string snapshot(const std::function<bool(std::vector<std::pair<std::string, std::string>>&)>& emit,
+                       std::size_t chunk_bytes, std::uint64_t* seq);
+  rocksdb::Status load(const std::vector<std::pair<std::string, std::string>>& kvs);
+  rocksdb::Status set_applied(std::uint64_t seq);
   // Primary only: flushes the memtable and compacts everything (tests).
   rocksdb::Status flush_and_compact();
   // Secondary only: installs what the primary directory gained since.

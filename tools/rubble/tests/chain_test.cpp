@@ -15,7 +15,12 @@ using namespace std::chrono_literals;
 namespace {
 
 HelloInfo hello(std::string chain = "c1", std::string mode = "baseline", std::uint64_t head_seq = 0) {
-  return HelloInfo{std::move(chain), std::move(mode), 1, head_seq, 0};
+  HelloInfo h;
+  h.chain_id = std::move(chain);
+  h.mode = std::move(mode);
+  h.position = 1;
+  h.head_seq = head_seq;
+  return h;
 }
 
 bool contains(const std::string& s, const std::string& part) {
@@ -116,8 +121,12 @@ TEST(ReplicaSession, ModeAndSequenceMismatchesAreRefused) {
   ReplicaSession mode(LocalIdentity{"c1", Mode::kRubble, 0, 1 << 20});
   EXPECT_TRUE(contains(mode.on_hello(hello("c1", "baseline")), "same --mode"));
 
+  ReplicaSession ahead(LocalIdentity{"c1", Mode::kBaseline, 9, 0});
+  EXPECT_TRUE(contains(ahead.on_hello(hello("c1", "baseline", 5)), "diverged")) << "a replica ahead of its predecessor";
+
   ReplicaSession behind(LocalIdentity{"c1", Mode::kBaseline, 5, 0});
-  EXPECT_TRUE(contains(behind.on_hello(hello("c1", "baseline", 9)), "applied entries up to 5"));
+  ASSERT_EQ(behind.on_hello(hello("c1", "baseline", 9)), "");
+  EXPECT_EQ(behind.next_seq(), 6u) << "the predecessor resends from the entry after the replica's last one";
 
   ReplicaSession same(LocalIdentity{"c1", Mode::kBaseline, 9, 0});
   ASSERT_EQ(same.on_hello(hello("c1", "baseline", 9)), "");
@@ -128,6 +137,42 @@ TEST(ReplicaSession, ModeAndSequenceMismatchesAreRefused) {
   HelloInfo h = hello("c1", "rubble");
   h.slot_size = 3 << 20;
   EXPECT_TRUE(contains(slots.on_hello(h), "same --sst-size"));
+}
+
+TEST(ReplicaSession, ViewsOnlyMoveForward) {
+  LocalIdentity local{"c1", Mode::kBaseline, 0, 0, 3};
+  HelloInfo h = hello();
+  h.epoch = 2;
+  ReplicaSession stale(local);
+  EXPECT_TRUE(contains(stale.on_hello(h), "stale view"));
+  h.epoch = 0;  // a head starting afresh after the chain was reconfigured
+  ReplicaSession restarted(local);
+  EXPECT_TRUE(contains(restarted.on_hello(h), "rubble-ctl add"));
+  h.epoch = 3;
+  ReplicaSession current(local);
+  EXPECT_EQ(current.on_hello(h), "");
+}
+
+TEST(ReplicaSession, AJoiningNodeStartsFromASnapshot) {
+  HelloInfo h = hello("c1", "baseline", 40);
+  h.join = true;
+  ReplicaSession s(LocalIdentity{"", Mode::kBaseline, 0, 0});
+  ASSERT_EQ(s.on_hello(h), "");
+  EXPECT_EQ(s.state(), ReplicaSession::State::kAwaitSnapshot);
+  EXPECT_TRUE(contains(s.on_entry(41), "before the end of the snapshot"));
+  ReplicaSession t(LocalIdentity{"", Mode::kBaseline, 0, 0});
+  ASSERT_EQ(t.on_hello(h), "");
+  ASSERT_EQ(t.on_snapshot_done(37), "");
+  EXPECT_EQ(t.on_entry(38), "") << "entries resume right after the snapshot";
+
+  ReplicaSession full(LocalIdentity{"c1", Mode::kBaseline, 12, 0});
+  EXPECT_TRUE(contains(full.on_hello(h), "empty --db"));
+
+  HelloInfo r = hello("c1", "rubble", 40);
+  r.join = true;
+  ReplicaSession rubble(LocalIdentity{"", Mode::kRubble, 0, 0});
+  ASSERT_EQ(rubble.on_hello(r), "");
+  EXPECT_EQ(rubble.next_seq(), 41u) << "a rubble newcomer takes the stream from here and waits for the head's snapshot";
 }
 
 TEST(AckTracker, CumulativeAcksWakeWaiters) {

@@ -78,3 +78,34 @@ TEST(SlotAllocator, AbandonAndClose) {
   EXPECT_THROW(SlotAllocator(0, 1), std::invalid_argument);
   EXPECT_THROW(SlotAllocator(1, 65), std::invalid_argument);
 }
+
+TEST(SlotAllocator, ReplicasComeAndGo) {
+  SlotAllocator a(4, 2);
+  const auto s = a.try_allocate();  // held by replicas 0 and 1
+  ASSERT_TRUE(s);
+  a.remove_replica(1);  // replica 1 failed
+  EXPECT_EQ(a.holders(*s), 0b01u);
+  EXPECT_EQ(a.replicas(), 1u);
+  EXPECT_NE(a.release(1, *s).find("unknown replica"), std::string::npos);
+  const auto joiner = a.add_replica();
+  ASSERT_EQ(joiner, 1u) << "the lowest free bit is reused";
+  EXPECT_EQ(a.hold(*joiner, *s), "") << "the new replica received the file in slot s";
+  EXPECT_EQ(a.holders(*s), 0b11u);
+  const auto t = a.try_allocate();
+  ASSERT_TRUE(t);
+  EXPECT_EQ(a.holders(*t), 0b11u) << "new slots go to every replica, the new one too";
+  a.remove_replica(0);
+  EXPECT_EQ(a.release(1, *t), "");
+  EXPECT_EQ(a.in_use(), 1u) << "only s is still held (by the new replica)";
+}
+
+TEST(SlotAllocator, AHeadTakingOverStartsFromWhatTheReplicasHold) {
+  SlotAllocator a(4, std::vector<std::vector<std::uint32_t>>{{0, 2}, {2, 3}});
+  EXPECT_EQ(a.holders(0), 0b01u);
+  EXPECT_EQ(a.holders(2), 0b11u);
+  EXPECT_EQ(a.holders(3), 0b10u);
+  EXPECT_EQ(a.in_use(), 3u);
+  EXPECT_EQ(a.try_allocate(), 1u) << "the only slot nobody holds";
+  EXPECT_FALSE(a.try_allocate());
+  EXPECT_THROW(SlotAllocator(2, std::vector<std::vector<std::uint32_t>>{{5}}), std::invalid_argument);
+}
