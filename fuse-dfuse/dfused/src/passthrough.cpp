@@ -30,7 +30,10 @@ FsConfig config_for(Mode mode) {
     c.direct_io = true;
     c.keep_cache = false;
   } else {
-    c.timeout = 1.0;
+    // Leases cover a regular file's data and attributes (the kernel keeps
+    // them while it holds one, whatever the timeout) but not names or
+    // directories: in lease mode those are looked up again every time.
+    c.timeout = mode == Mode::kLease ? 0 : 1.0;
     c.writeback = true;
     c.direct_io = false;
     c.keep_cache = true;

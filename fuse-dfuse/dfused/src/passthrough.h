@@ -5,7 +5,9 @@
 // backend file (InodeTable); every open file a backend descriptor in fh.
 //
 // Caching per mode (FsConfig), chosen at FUSE_INIT:
-//   lease, writeback: writeback_cache, keep_cache, 1 s entry/attr timeouts;
+//   lease, writeback: writeback_cache, keep_cache, entry/attr timeouts of 1 s
+//                     (writeback) or 0 (lease: the kernel keeps a regular
+//                     file's attributes while it holds its lease);
 //                     the backend descriptor is opened O_RDWR for O_WRONLY and
 //                     without O_APPEND (the kernel writes back whole pages and
 //                     positions appends itself).
