@@ -11,7 +11,11 @@
 //   user1 hello
 //   $ rubble-client stats 127.0.0.1:7002
 //   role tail, mode rubble, chain 3f2a..., position 2, applied 1, acked 1, ...
+//   $ rubble-client fill --count 2000 && rubble-client check --count 2000
+//   put 2000 keys (k00000000..k00001999, 1024-byte values)
+//   2000 of 2000 keys read back correctly at the tail
 #include <iostream>
+#include <string>
 
 #include "client.h"
 #include "fastpath/cli.h"
@@ -40,6 +44,28 @@ void print_stats(const fastpath::rubble::wire::StatsReply& r) {
             << "RocksDB WAL bytes " << r.wal_bytes() << ", io write_bytes " << r.io_write_bytes() << "\n";
 }
 
+// The value fill writes for key number i: the key, then hex digits of a
+// pseudo-random stream seeded by i (so values do not compress away and
+// check can tell any wrong or stale value), up to size bytes.
+std::string fill_value(const std::string& key, std::uint64_t i, std::size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string v = key + ":";
+  std::uint64_t x = i * 0x9E3779B97F4A7C15ull + 1;
+  while (v.size() < size) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    for (int b = 0; b < 64 && v.size() < size; b += 4) v += kHex[(x >> b) & 15];
+  }
+  v.resize(size);
+  return v;
+}
+
+std::string fill_key(const std::string& prefix, std::uint64_t i) {
+  std::string n = std::to_string(i);
+  return prefix + std::string(n.size() < 8 ? 8 - n.size() : 0, '0') + n;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,6 +87,18 @@ int main(int argc, char** argv) {
   scan->add_option("limit", limit, "most keys to list")->capture_default_str();
   auto* stats = app.add_subcommand("stats", "show the statistics of the node at ADDR");
   stats->add_option("addr", addr, "node address")->required();
+  std::uint64_t count = 1000;
+  std::string prefix = "k";
+  std::uint64_t value_size = 1024;
+  auto* fill = app.add_subcommand("fill", "put COUNT keys PREFIX00000000.. with values check can verify");
+  auto* check = app.add_subcommand("check", "read back what fill wrote, at the tail; exit 1 on any wrong value");
+  for (auto* sc : {fill, check}) {
+    sc->add_option("--count", count, "number of keys")->capture_default_str();
+    sc->add_option("--prefix", prefix, "key prefix")->capture_default_str();
+    sc->add_option("--value-size", value_size, "value size in bytes")
+        ->capture_default_str()
+        ->check(CLI::Range(16, 4 << 20));
+  }
   if (int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
 
   fastpath::rubble::ChainClient c(head, tail);
@@ -79,6 +117,30 @@ int main(int argc, char** argv) {
       return 3;
     }
     std::cout << value << "\n";
+  } else if (*fill) {
+    for (std::uint64_t i = 0; i < count; ++i) {
+      const std::string k = fill_key(prefix, i);
+      if (auto st = c.put(k, fill_value(k, i, value_size), &seq); !st.ok()) {
+        std::cerr << kTool << ": after " << i << " of " << count << " keys:\n";
+        return fail(st);
+      }
+    }
+    std::cout << "put " << count << " keys (" << fill_key(prefix, 0) << ".." << fill_key(prefix, count - 1) << ", "
+              << value_size << "-byte values)\n";
+  } else if (*check) {
+    std::uint64_t good = 0;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      const std::string k = fill_key(prefix, i);
+      bool found = false;
+      if (auto st = c.get(k, &value, &found); !st.ok()) return fail(st);
+      if (found && value == fill_value(k, i, value_size)) {
+        ++good;
+      } else if (i - good < 3) {  // the first three bad keys
+        std::cerr << kTool << ": " << k << ": " << (found ? "wrong value" : "not found") << "\n";
+      }
+    }
+    std::cout << good << " of " << count << " keys read back correctly at the tail\n";
+    if (good != count) return 1;
   } else if (*scan) {
     std::vector<std::pair<std::string, std::string>> items;
     if (auto st = c.scan(key, limit, &items); !st.ok()) return fail(st);
