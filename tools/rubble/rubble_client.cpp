@@ -7,6 +7,8 @@
 //   ok (seq 1)
 //   $ rubble-client --head 127.0.0.1:7000 --tail 127.0.0.1:7002 get user1
 //   hello
+//   $ rubble-client --chain 127.0.0.1:7001 get user1      # any member: follows the view
+//   hello
 //   $ rubble-client --tail 127.0.0.1:7002 scan user 10
 //   user1 hello
 //   $ rubble-client stats 127.0.0.1:7002
@@ -74,6 +76,10 @@ int main(int argc, char** argv) {
   std::string head = "127.0.0.1:7000", tail = "127.0.0.1:7002", key, value, addr;
   app.add_option("--head", head, "the chain's head (writes)")->capture_default_str();
   app.add_option("--tail", tail, "the chain's tail (reads)")->capture_default_str();
+  std::string chain;
+  app.add_option("--chain", chain,
+                 "any member of the chain: follow its view to the head and the tail, retrying while it re-forms "
+                 "(instead of --head and --tail)");
   auto* put = app.add_subcommand("put", "write KEY = VALUE; returns once the tail has it");
   put->add_option("key", key, "key")->required();
   put->add_option("value", value, "value")->required();
@@ -101,7 +107,7 @@ int main(int argc, char** argv) {
   }
   if (int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
 
-  fastpath::rubble::ChainClient c(head, tail);
+  auto c = chain.empty() ? fastpath::rubble::ChainClient(head, tail) : fastpath::rubble::ChainClient::follow({chain});
   std::uint64_t seq = 0;
   if (*put) {
     if (auto st = c.put(key, value, &seq); !st.ok()) return fail(st);

@@ -50,6 +50,8 @@ class Downstream {
   // Aborts the stream (a blocked write returns); any thread, any time.
   void cancel() { ctx_.TryCancel(); }
   bool ended() const { return ended_.load(); }
+  // write() fails from now on (callers serialise it with their writes).
+  void stop_writes() { ended_ = true; }
   void close();
 
   const std::string& addr() const { return addr_; }

@@ -36,6 +36,7 @@ std::uint64_t Forwarder::first_logged_locked() const {
 
 // Takes the link out (callbacks of its generation are ignored from now on),
 // cancels it so that a blocked writer returns, then closes it.  conn_mu_ held.
+// Lock order: log_mu_, then write_mu_; nothing is taken under write_mu_.
 void Forwarder::close_link() {
   std::shared_ptr<Downstream> link;
   {
@@ -47,8 +48,11 @@ void Forwarder::close_link() {
   if (link) link->cancel();
   if (pump_.joinable()) pump_.join();
   if (!link) return;
-  std::lock_guard w(write_mu_);  // no writer is still inside the link
-  link->close();
+  {
+    std::lock_guard w(write_mu_);  // no writer is inside the link, and none enters it again
+    link->stop_writes();
+  }
+  link->close();  // joins its reader, whose callbacks take log_mu_: no lock held here
 }
 
 std::string Forwarder::connect(const std::string& addr, wire::Hello hello, bool joining, SnapshotFn snapshot,
@@ -152,10 +156,7 @@ void Forwarder::send(Batch batch) {
     auto link = link_;
     std::unique_lock w(write_mu_);
     lock.unlock();
-    if (link->write(*batch)) {
-      std::lock_guard l(log_mu_);
-      bytes_sent_ += batch->ByteSizeLong();
-    }
+    if (link->write(*batch)) bytes_sent_ += batch->ByteSizeLong();
   } else {
     lock.unlock();
   }
@@ -211,7 +212,6 @@ bool Forwarder::write_link(std::uint64_t gen, const wire::ChainBatch& batch) {
   }
   std::lock_guard w(write_mu_);
   if (!link->write(batch)) return false;
-  std::lock_guard lock(log_mu_);
   bytes_sent_ += batch.ByteSizeLong();
   return true;
 }
@@ -237,10 +237,9 @@ void Forwarder::pump(std::uint64_t gen, SnapshotFn snapshot) {
       return;
     }
     auto link = link_;
-    std::unique_lock w(write_mu_);
+    std::lock_guard w(write_mu_);  // taken under log_mu_ (order: log_mu_, then write_mu_; never the reverse)
     lock.unlock();
     if (!link->write(batch)) return;
-    lock.lock();
     bytes_sent_ += batch.ByteSizeLong();
   }
 }
@@ -286,7 +285,7 @@ Forwarder::Status Forwarder::status() const {
   s.acked = successor_.empty() || joining_ ? last_ : acked_;
   for (const auto& item : log_)
     if (!item.view_only) s.log_entries += item.batch->entries_size();
-  s.bytes_sent = bytes_sent_;
+  s.bytes_sent = bytes_sent_.load();
   return s;
 }
 

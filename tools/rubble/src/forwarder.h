@@ -28,6 +28,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -134,7 +135,7 @@ class Forwarder {
   std::uint64_t skip_below_ = 0;  // pump: entries below this seq are not sent
   std::uint64_t last_ = 0;
   std::uint64_t acked_ = 0;  // from the successor
-  std::uint64_t bytes_sent_ = 0;
+  std::atomic<std::uint64_t> bytes_sent_{0};
 };
 
 }  // namespace fastpath::rubble

@@ -160,7 +160,13 @@ bool Head::ship(std::vector<wire::Entry>& entries) {
 
 void Head::on_ack(const wire::ChainAck& ack) {
   acks_.ack(ack.acked_seq());
-  if (rubble_ && ack.releases_size() > 0) rubble_->on_releases(ack);
+  if (!rubble_) return;
+  rubble_->on_acked(ack.acked_seq());
+  if (ack.releases_size() > 0) rubble_->on_releases(ack);
+}
+
+std::uint32_t Head::reconcile(const std::vector<ReplicaPool>& reports) {
+  return rubble_ ? rubble_->reconcile(reports) : 0;
 }
 
 void Head::on_view(const wire::View& view) {

@@ -67,6 +67,8 @@ class Head {
   grpc::Status del(const std::string& key, wire::WriteReply* reply);
   void on_ack(const wire::ChainAck& ack);
   void on_view(const wire::View& view);
+  // Rubble: what each replica reports holding (see RubbleHead::reconcile).
+  std::uint32_t reconcile(const std::vector<ReplicaPool>& reports);
   grpc::Status add_replica(const wire::Member& member, wire::AddReplicaReply* reply);
   void fill_stats(wire::StatsReply* reply) const;
   std::uint64_t applied() const;

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "client.h"
 #include "downstream.h"
 #include "pool.h"
 #include "procstat.h"
@@ -152,8 +153,10 @@ void Node::in_band_view(const wire::View& v) {
   auto r = replica();
   if (!r) return;
   const auto plan = plan_for(view(), address_);
-  if (plan.tail && !r->serving() && r->synced())
+  if (plan.tail && !r->serving() && r->synced()) {
+    r->handed_over();
     if (auto e = r->become_tail(); !e.empty()) note(e);
+  }
 }
 
 std::string Node::role() const {
@@ -288,7 +291,10 @@ grpc::Status Node::Reconfigure(grpc::ServerContext*, const wire::View* v, wire::
                                                          "; run one rubble-ctl at a time"};
   }
   const auto e = converge(*v);
-  if (!e.empty()) note(e);
+  if (!e.empty()) {
+    note(e);
+    std::cerr << "rubble-node: " << address_ << ": re-forming for " << describe(*v) << ": " << e << std::endl;
+  }
   fill_state(reply);
   if (!e.empty()) return {grpc::StatusCode::ABORTED, e};
   return grpc::Status::OK;
@@ -319,7 +325,15 @@ std::string Node::converge(const wire::View& v) {
     if (plan.successor.empty() || plan.successor_joining)
       return "a chain whose head is also its tail is not supported; add a node first";
     const auto fw = forwarder_->status();
-    if (fw.successor != plan.successor || !fw.connected) return connect_successor(v, plan.successor, false, nullptr);
+    if (fw.successor != plan.successor || !fw.connected)
+      if (auto e = connect_successor(v, plan.successor, false, nullptr); !e.empty()) return e;
+    if (options_.mode == Mode::kRubble) {
+      std::string e;
+      const auto reports = replica_reports(v, &e);
+      if (!e.empty()) return e;
+      if (const auto n = h->reconcile(reports); n > 0)
+        std::cerr << "rubble-node: head: " << n << " slots came back whose releases were lost" << std::endl;
+    }
     return "";
   }
   auto r = replica();
@@ -332,13 +346,13 @@ std::string Node::converge_replica(const wire::View& v, Replica& r) {
   const auto fw = forwarder_->status();
   if (plan.successor.empty()) {  // the tail now: what this node applied is acknowledged
     if (!fw.successor.empty()) forwarder_->disconnect();
-    if (!r.serving()) return r.become_tail();
+    if (!r.serving() && !r.awaiting_handover()) return r.become_tail();
     return "";
   }
   if (plan.successor_joining) {  // still the tail, and streams to the newcomer
     std::string e;
     if (fw.successor != plan.successor || !fw.connected) e = connect_successor(v, plan.successor, true, &r);
-    if (!r.serving() && r.synced())
+    if (!r.serving() && r.synced() && !r.awaiting_handover())
       if (auto t = r.become_tail(); !t.empty()) e = t;
     return e;
   }
@@ -371,6 +385,25 @@ std::string Node::connect_successor(const wire::View& v, const std::string& succ
   return "";
 }
 
+// Rubble: each full member after this node (the head): its pool, its last
+// applied entry and the slots it holds (read in that order by State).
+std::vector<ReplicaPool> Node::replica_reports(const wire::View& v, std::string* error) const {
+  std::vector<ReplicaPool> out;
+  const int me = find_member(v, address_);
+  for (int i = me + 1; me >= 0 && i < v.members_size(); ++i) {
+    const auto& m = v.members(i);
+    if (m.joining()) continue;  // what it holds is still being set up
+    wire::NodeState st;
+    if (const auto s = ChainClient::state(m.addr(), &st, options_.connect_timeout); !s.ok()) {
+      *error = "cannot learn which slots " + m.addr() + " holds: " + s.error_message();
+      return {};
+    }
+    out.push_back(
+        ReplicaPool{m.pool(), m.pool_id(), {st.held_slots().begin(), st.held_slots().end()}, st.applied_seq()});
+  }
+  return out;
+}
+
 // A replica becomes the head.  reconfig_mu_ held.
 std::string Node::take_over(const wire::View& v) {
   auto r = replica();
@@ -385,35 +418,23 @@ std::string Node::take_over(const wire::View& v) {
       t.store = r->take_store();
     } else {
       // The slots each successor still uses, and those on their way to it.
-      const int me = find_member(v, address_);
-      for (int i = me + 1; i < v.members_size(); ++i) {
-        const auto& m = v.members(i);
-        wire::NodeState st;
-        auto stub = wire::Rubble::NewStub(make_channel(m.addr()));
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + options_.connect_timeout);
-        if (const auto s = stub->State(&ctx, wire::StateRequest{}, &st); !s.ok())
-          return "cannot learn which slots " + m.addr() + " holds: " + s.error_message();
-        ReplicaPool p{m.pool(), m.pool_id(), {st.held_slots().begin(), st.held_slots().end()}};
-        for (auto slot : forwarder_->installs_after(st.applied_seq())) p.held.push_back(slot);
+      std::string e;
+      t.pools = replica_reports(v, &e);
+      if (!e.empty()) return e;
+      for (auto& p : t.pools) {
+        for (auto slot : forwarder_->installs_after(p.applied)) p.held.push_back(slot);
         std::sort(p.held.begin(), p.held.end());
         p.held.erase(std::unique(p.held.begin(), p.held.end()), p.held.end());
-        t.pools.push_back(std::move(p));
       }
       t.live = r->rubble()->materialize((std::filesystem::absolute(options_.db) / "rocksdb").string());
     }
     auto h = std::make_shared<Head>(options_, *id, *forwarder_);
-    {
-      std::lock_guard lock(mu_);
-      head_ = h;  // acknowledgements go to the head from now on
-    }
     h->take_over(std::move(t));
+    std::lock_guard lock(mu_);
+    head_ = h;  // acknowledgements go to the head from now on
+    replica_.reset();
   } catch (const std::exception& e) {
     return std::string("taking over as head failed: ") + e.what();
-  }
-  {
-    std::lock_guard lock(mu_);
-    replica_.reset();
   }
   std::cerr << "rubble-node: " << address_ << " is the head now (" << describe(v) << ")" << std::endl;
   return "";
@@ -450,8 +471,10 @@ void Node::maintain_loop() {
       std::lock_guard l(mu_);
       removed = removed_;
     }
+    wire::NodeState probe;
     if (reconfig.owns_lock() && !removed && v.epoch() > 0 && !fw.successor.empty() && !fw.connected && !fw.joining &&
-        plan_for(v, address_).successor == fw.successor) {
+        plan_for(v, address_).successor == fw.successor &&
+        ChainClient::state(fw.successor, &probe, std::chrono::milliseconds(200)).ok()) {
       auto r = replica();
       if (auto e = connect_successor(v, fw.successor, false, r.get()); !e.empty()) note(e);
     }

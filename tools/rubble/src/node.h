@@ -35,6 +35,7 @@
 #include "options.h"
 #include "replica.h"
 #include "rubble.grpc.pb.h"
+#include "rubble_head.h"
 
 namespace fastpath::rubble {
 
@@ -73,6 +74,7 @@ class Node final : public wire::Rubble::Service {
   std::string converge(const wire::View& v);
   std::string converge_replica(const wire::View& v, Replica& r);
   std::string take_over(const wire::View& v);
+  std::vector<ReplicaPool> replica_reports(const wire::View& v, std::string* error) const;
   std::string connect_successor(const wire::View& v, const std::string& succ, bool joining, Replica* r);
   void leave(const std::string& why);
   void maintain_loop();

@@ -206,7 +206,12 @@ std::string Replica::begin_session(Session& s, const wire::Hello& hello) {
     }
     forwarder_.reset(applied_seq_.load());
     serving_ = false;
-  } else if (hello.reset() && rubble_) {
+    awaiting_handover_ = true;
+  } else if (awaiting_handover_) {
+    const auto p = plan_for(hello.view(), address_);
+    if (p.tail && !p.joining) serve_after_ = std::max<std::uint64_t>(hello.head_seq(), 1);
+  }
+  if (hello.reset() && rubble_) {
     if (auto e = rubble_->reset(hello.chain_id()); !e.empty()) return who() + ": " + e;
     applied_seq_ = 0;
     forwarder_.reset(0);
@@ -349,6 +354,11 @@ std::string Replica::on_batch(Session& s, const std::shared_ptr<wire::ChainBatch
   }
   forwarder_.send(batch);  // on to the successor, or acknowledged here (tail)
   if (batch->has_view()) hooks_.in_band_view(batch->view());
+  if (const auto after = serve_after_.load(); after && applied_seq_.load() >= after && synced()) {
+    serve_after_ = 0;
+    handed_over();
+    if (auto e = become_tail(); !e.empty()) return e;
+  }
   if (rubble_ && rubble_->catch_up_due()) {
     {
       std::lock_guard lock(tick_mu_);

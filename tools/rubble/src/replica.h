@@ -76,6 +76,12 @@ class Replica {
   std::string become_tail();  // serve reads (a rubble replica prepares first)
   void stop_serving();
   bool serving() const { return serving_.load(); }
+  // A joining node becomes the tail only on its predecessor's word: the
+  // in-band view that ends its join (after every entry the old tail
+  // acknowledged), or, if that predecessor failed, once it has applied
+  // everything its new predecessor had when it connected.
+  bool awaiting_handover() const { return awaiting_handover_.load(); }
+  void handed_over() { awaiting_handover_ = false; }
   // Ends the predecessor's stream and refuses new ones (the node left the
   // chain or takes over as head).
   void end_upstream(const std::string& why);
@@ -121,6 +127,8 @@ class Replica {
 
   std::atomic<bool> serving_{false};
   std::atomic<bool> synced_{true};  // baseline: false while a joining node waits for its snapshot
+  std::atomic<bool> awaiting_handover_{false};
+  std::atomic<std::uint64_t> serve_after_{0};  // see awaiting_handover(); 0: none
   std::atomic<std::uint32_t> position_{0};
   std::atomic<std::uint64_t> applied_seq_{0};
   std::atomic<std::uint64_t> acked_seq_{0};

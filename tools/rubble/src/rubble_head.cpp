@@ -139,14 +139,41 @@ void RubbleHead::submit(wire::FileOp op) {
 }
 
 void RubbleHead::file_op(wire::FileOp op) {
-  if (op.for_pool().empty()) {
-    std::lock_guard lock(live_mu_);
-    if (op.type() == wire::FileOp::INSTALL_SST)
-      live_[op.name()] = SlotFile{op.slot(), op.size()};
-    else if (op.type() == wire::FileOp::DELETE)
-      live_.erase(op.name());
+  if (!op.for_pool().empty() || (op.type() != wire::FileOp::INSTALL_SST && op.type() != wire::FileOp::DELETE)) {
+    submit(std::move(op));
+    return;
   }
-  submit(std::move(op));
+  std::lock_guard lock(live_mu_);  // held across submit: reconcile sees the install with its sequence number
+  if (op.type() == wire::FileOp::DELETE) {
+    live_.erase(op.name());
+    submit(std::move(op));
+    return;
+  }
+  live_[op.name()] = SlotFile{op.slot(), op.size()};
+  const std::uint32_t slot = op.slot();
+  wire::Entry e;
+  *e.mutable_file() = std::move(op);
+  if (const auto seq = sequencer_->submit(std::move(e)); seq) recent_installs_[seq] = slot;
+}
+
+void RubbleHead::on_acked(std::uint64_t seq) {
+  std::lock_guard lock(live_mu_);
+  recent_installs_.erase(recent_installs_.begin(), recent_installs_.upper_bound(seq));
+}
+
+std::uint32_t RubbleHead::reconcile(const std::vector<ReplicaPool>& reports) {
+  std::lock_guard ship(ship_mu_);  // no shipment in progress: every install so far has its sequence number
+  std::lock_guard lock(live_mu_);
+  std::uint32_t gave_back = 0;
+  for (const auto& r : reports)
+    for (const auto& t : targets_) {
+      if (t.id != r.pool_id) continue;
+      auto held = r.held;
+      for (auto it = recent_installs_.upper_bound(r.applied); it != recent_installs_.end(); ++it)
+        held.push_back(it->second);
+      gave_back += slots_->keep_only(t.bit, held);
+    }
+  return gave_back;
 }
 
 std::string RubbleHead::write_all(std::uint32_t slot, const AlignedBuffer& data) {

@@ -40,11 +40,13 @@
 
 namespace fastpath::rubble {
 
-// A replica's pool as a head taking over finds it.
+// A replica's pool as a head taking over finds it, or as a replica reports
+// it (State: its last applied entry, then the slots it uses).
 struct ReplicaPool {
   std::string path;
   std::string pool_id;
   std::vector<std::uint32_t> held;  // slots the replica still uses
+  std::uint64_t applied = 0;
 };
 
 class RubbleHead : public FileOpSink, public SstShipper {
@@ -70,6 +72,13 @@ class RubbleHead : public FileOpSink, public SstShipper {
   void on_releases(const wire::ChainAck& ack);
   // Drops the pools of replicas that left the view.
   void on_view(const wire::View& view);
+  // Entries up to seq are at every replica.
+  void on_acked(std::uint64_t seq);
+  // Frees what the allocator believes a replica holds beyond what it
+  // reports plus the files shipped to it after its last applied entry
+  // (releases that died with a failed middle would leak slots otherwise).
+  // Returns the number of slots given back.
+  std::uint32_t reconcile(const std::vector<ReplicaPool>& reports);
   // A new replica: writes the live SSTs into its pool and queues its
   // snapshot (addressed to its pool).  "" or why not.
   std::string add_replica(const wire::Member& member, wire::AddReplicaReply* reply);
@@ -100,9 +109,10 @@ class RubbleHead : public FileOpSink, public SstShipper {
   std::mutex ship_mu_;           // one shipment (slot writes + INSTALL_SST) or membership change at a time
   std::vector<Target> targets_;  // guarded by ship_mu_
   std::unique_ptr<SlotAllocator> slots_;
-  std::shared_mutex op_mu_;               // shared: a mirrored change; exclusive: a snapshot
-  std::mutex live_mu_;                    // guards live_
-  std::map<std::string, SlotFile> live_;  // installed and not deleted SSTs
+  std::shared_mutex op_mu_;                                 // shared: a mirrored change; exclusive: a snapshot
+  std::mutex live_mu_;                                      // guards live_
+  std::map<std::string, SlotFile> live_;                    // installed and not deleted SSTs
+  std::map<std::uint64_t, std::uint32_t> recent_installs_;  // guarded by live_mu_: seq -> slot, not yet acknowledged
   std::string dir_;
   Sequencer* sequencer_ = nullptr;
   std::shared_ptr<MirrorFileSystem> fs_;

@@ -22,6 +22,7 @@ RubbleReplica::RubbleReplica(const NodeOptions& options)
   pool_ = Pool::format(options.pool, slot_size_for(options.sst_size), options.pool_slots);
   applier_ = std::make_unique<MirrorApplier>(mirror_dir_, table_, pool_->header());
   applier_->reset();
+  tail_ = options.role == Role::kTail;  // a tail from the start decodes the WAL from the first entry
   fs_ = std::make_shared<SlotFileSystem>(rocksdb::FileSystem::Default(), mirror_dir_, *pool_, table_);
   env_ = rocksdb::NewCompositeEnv(fs_);
 }

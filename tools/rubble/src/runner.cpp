@@ -95,6 +95,28 @@ int stop_node(pid_t pid, double grace_s) {
   return status;
 }
 
+int run_command(const std::string& binary, const std::vector<std::string>& args, const std::string& log,
+                double timeout_s) {
+  const pid_t pid = spawn(binary, args, log);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) != pid) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill_node(pid);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void kill_node(pid_t pid) {
+  if (pid <= 0) return;
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+}
+
 std::vector<std::string> Chain::node_args(Role role, const std::string& name, const std::string& next) const {
   std::vector<std::string> a{"--role",       to_string(role),
                              "--listen",     "127.0.0.1:0",
@@ -157,9 +179,34 @@ void Chain::restart_head() {
   nodes_[0] = p;
 }
 
+void Chain::kill_node_at(std::size_t i) {
+  kill_node(nodes_.at(i).pid);
+  nodes_[i].pid = -1;
+}
+
+NodeProcess Chain::start_spare(const std::string& name) {
+  auto p = spawn_node(spec_.node_binary, node_args(Role::kTail, name, ""), spec_.dir + "/" + name + ".log",
+                      spec_.dir + "/" + name + ".addr");
+  p.role = Role::kTail;
+  p.name = name;
+  spares_.push_back(p);
+  return p;
+}
+
+std::vector<std::string> Chain::addresses() const {
+  std::vector<std::string> out;
+  for (const auto& p : nodes_) out.push_back(p.addr);
+  for (const auto& p : spares_) out.push_back(p.addr);
+  return out;
+}
+
 void Chain::stop() {
   // Head first, so that replicas do not see a broken chain as a failure.
   for (auto& p : nodes_) {
+    stop_node(p.pid);
+    p.pid = -1;
+  }
+  for (auto& p : spares_) {
     stop_node(p.pid);
     p.pid = -1;
   }

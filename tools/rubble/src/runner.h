@@ -40,6 +40,12 @@ NodeProcess spawn_node(const std::string& binary, const std::vector<std::string>
                        const std::string& ready_file, double timeout_s = 20);
 // SIGTERM, then SIGKILL after grace_s.  Returns the exit status (waitpid form).
 int stop_node(pid_t pid, double grace_s = 5);
+// Runs binary with args to the end, output to log.  Returns its exit code
+// (-1 when it was killed after timeout_s or died of a signal).
+int run_command(const std::string& binary, const std::vector<std::string>& args, const std::string& log,
+                double timeout_s);
+// SIGKILL (a crash: no clean-up at all), then reaps it.
+void kill_node(pid_t pid);
 // The last lines of a log file.
 std::string log_tail(const std::string& path, std::size_t max_bytes = 2000);
 
@@ -58,6 +64,13 @@ class Chain {
   void stop_node_at(std::size_t i);
   // Starts the head again with the same command line (after stop_node_at(0)).
   void restart_head();
+  // Kills node i (0 = head) with SIGKILL.
+  void kill_node_at(std::size_t i);
+  // Starts a new node as a tail with an empty --db (and a new pool), not yet
+  // in the chain (rubble-ctl add puts it there).  Stopped with the chain.
+  NodeProcess start_spare(const std::string& name);
+  // Addresses of every node started, head first, spares last.
+  std::vector<std::string> addresses() const;
 
  private:
   std::vector<std::string> node_args(Role role, const std::string& name, const std::string& next) const;
@@ -65,6 +78,7 @@ class Chain {
 
   ChainSpec spec_;
   std::vector<NodeProcess> nodes_;
+  std::vector<NodeProcess> spares_;
   std::vector<std::string> head_args_;
 };
 

@@ -99,6 +99,24 @@ std::string SlotAllocator::hold(std::uint32_t replica, std::uint32_t slot) {
   return "";
 }
 
+std::uint32_t SlotAllocator::keep_only(std::uint32_t replica, const std::vector<std::uint32_t>& slots) {
+  std::lock_guard lock(mu_);
+  if (replica >= kMaxReplicas || !(all_ & (1ULL << replica))) return 0;
+  const std::uint64_t bit = 1ULL << replica;
+  std::vector<bool> keep(holders_.size(), false);
+  for (auto s : slots)
+    if (s < keep.size()) keep[s] = true;
+  std::uint32_t gave_back = 0;
+  for (std::uint32_t s = 0; s < holders_.size(); ++s) {
+    if (!keep[s] && (holders_[s] & bit)) {
+      holders_[s] &= ~bit;
+      ++gave_back;
+      if (holders_[s] == 0) free_locked(s);
+    }
+  }
+  return gave_back;
+}
+
 void SlotAllocator::close() {
   {
     std::lock_guard lock(mu_);

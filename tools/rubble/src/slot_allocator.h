@@ -46,6 +46,12 @@ class SlotAllocator {
   void remove_replica(std::uint32_t replica);
   // Replica now holds slot too (a joining replica received its file).
   std::string hold(std::uint32_t replica, std::uint32_t slot);
+  // Replica holds at most slots (what it reports, after releases were lost
+  // with a failed node): its other bits go, slots left without a holder are
+  // free.  Bits are only cleared, never set: a report is older than the
+  // releases that arrive while it travels.  Returns how many slots it gave
+  // back.
+  std::uint32_t keep_only(std::uint32_t replica, const std::vector<std::uint32_t>& slots);
   void close();
 
   std::uint32_t slots() const { return static_cast<std::uint32_t>(holders_.size()); }

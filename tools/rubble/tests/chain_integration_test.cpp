@@ -10,6 +10,8 @@
 #include <mutex>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "client.h"
 #include "runner.h"
 #include "testutil.h"
@@ -296,4 +298,39 @@ TEST(ChainRestart, ARestartedHeadKeepsEveryAcknowledgedWrite) {
     acked["after-restart"] = "v";
     expect_readable_at_tail(chain, acked);
   }
+}
+
+TEST(ChainCtl, ShowsTheChainAndRemovesANode) {
+  TempDir dir;
+  Chain chain(spec(dir, Mode::kBaseline));
+  ChainClient c(chain.head(), chain.tail());
+  ASSERT_TRUE(c.put("k", "v").ok());
+  const std::string out = dir.path() + "/ctl.out", json = dir.path() + "/show.json";
+  ASSERT_EQ(run_command(RUBBLE_CTL_BIN, {"--chain", chain.tail(), "show", "--json", json}, out, 30), 0)
+      << log_tail(out);
+  std::ifstream in(json);
+  const auto doc = nlohmann::json::parse(in);
+  ASSERT_EQ(doc["members"].size(), 3u);
+  EXPECT_EQ(doc["head"], chain.head());
+  EXPECT_EQ(doc["tail"], chain.tail());
+  EXPECT_EQ(doc["members"][1]["role"], "middle");
+  EXPECT_EQ(doc["members"][2]["serving_reads"], true);
+  EXPECT_GE(doc["members"][0]["applied_seq"].get<std::uint64_t>(), 1u);
+
+  const std::string middle = chain.nodes()[1].addr;
+  ASSERT_EQ(run_command(RUBBLE_CTL_BIN, {"--chain", chain.head(), "remove", middle}, out, 60), 0) << log_tail(out);
+  EXPECT_NE(log_tail(out).find(chain.head() + " -> " + chain.tail()), std::string::npos) << log_tail(out);
+  ASSERT_TRUE(c.put("k2", "v2").ok()) << "the chain serves without its middle";
+  std::string v;
+  bool found = false;
+  ASSERT_TRUE(c.get("k2", &v, &found).ok());
+  EXPECT_TRUE(found);
+  wire::StatsReply removed;
+  ASSERT_TRUE(ChainClient::stats(middle, &removed).ok());
+  EXPECT_EQ(removed.role(), "removed");
+  // Bad input: an unknown node, a removal that would leave one node.
+  EXPECT_NE(run_command(RUBBLE_CTL_BIN, {"--chain", chain.head(), "remove", "127.0.0.1:1"}, out, 30), 0);
+  EXPECT_NE(log_tail(out).find("not a member"), std::string::npos) << log_tail(out);
+  EXPECT_NE(run_command(RUBBLE_CTL_BIN, {"--chain", chain.head(), "remove", chain.tail()}, out, 30), 0);
+  EXPECT_NE(log_tail(out).find("fewer than two"), std::string::npos) << log_tail(out);
 }

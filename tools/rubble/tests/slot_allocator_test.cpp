@@ -109,3 +109,19 @@ TEST(SlotAllocator, AHeadTakingOverStartsFromWhatTheReplicasHold) {
   EXPECT_FALSE(a.try_allocate());
   EXPECT_THROW(SlotAllocator(2, std::vector<std::vector<std::uint32_t>>{{5}}), std::invalid_argument);
 }
+
+TEST(SlotAllocator, HoldingsReportedByAReplicaReplaceLostReleases) {
+  SlotAllocator a(4, 2);
+  ASSERT_EQ(a.try_allocate(), 0u);
+  ASSERT_EQ(a.try_allocate(), 1u);
+  ASSERT_EQ(a.release(0, 0), "");
+  // Replica 1 released slot 0 too, but the release died with a failed node.
+  EXPECT_EQ(a.keep_only(1, {1}), 1u);
+  EXPECT_EQ(a.holders(0), 0u) << "slot 0 is free again";
+  EXPECT_EQ(a.holders(1), 0b11u);
+  EXPECT_EQ(a.in_use(), 1u);
+  // A report older than a release that already arrived does not undo it.
+  ASSERT_EQ(a.release(1, 1), "");
+  EXPECT_EQ(a.keep_only(1, {1}), 0u);
+  EXPECT_EQ(a.holders(1), 0b01u);
+}
