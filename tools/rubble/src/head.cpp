@@ -80,6 +80,7 @@ void Head::take_over(Takeover t) {
 void Head::stop(const std::string& why) {
   if (stopping_.exchange(true)) return;
   ready_ = false;
+  if (rubble_) rubble_->fence();  // a removed head that is still alive must not touch the replicas' slots
   acks_.fail(why);
   if (sequencer_) sequencer_->close();
   if (sender_.joinable()) sender_.join();

@@ -185,6 +185,7 @@ std::string RubbleHead::write_all(std::uint32_t slot, const AlignedBuffer& data)
 // ship_mu_ held (ship_and_install).
 std::string RubbleHead::ship(const std::string& name, const std::string& path, std::uint32_t* slot,
                              std::uint64_t* size) {
+  if (fenced_) return "this node is no longer the head: it writes into no replica's pool";
   AlignedBuffer data;
   if (auto e = read_file(path, slot_size_, &data, size); !e.empty()) return e;
   const auto s = slots_->allocate(std::chrono::steady_clock::now() + slot_wait_);
@@ -266,6 +267,13 @@ void RubbleHead::on_releases(const wire::ChainAck& ack) {
   }
 }
 
+void RubbleHead::fence() {
+  std::lock_guard lock(ship_mu_);
+  fenced_ = true;
+  targets_.clear();
+  slots_->close();
+}
+
 void RubbleHead::on_view(const wire::View& view) {
   std::lock_guard lock(ship_mu_);
   std::erase_if(targets_, [&](const Target& t) {
@@ -278,6 +286,7 @@ void RubbleHead::on_view(const wire::View& view) {
 
 std::string RubbleHead::add_replica(const wire::Member& member, wire::AddReplicaReply* reply) {
   std::lock_guard lock(ship_mu_);
+  if (fenced_) return "this node is no longer the head";
   if (!sequencer_) return "the head's database is not open yet";
   for (const auto& t : targets_)
     if (t.id == member.pool_id()) return "the pool of " + member.addr() + " already receives SSTs";

@@ -72,6 +72,9 @@ class RubbleHead : public FileOpSink, public SstShipper {
   void on_releases(const wire::ChainAck& ack);
   // Drops the pools of replicas that left the view.
   void on_view(const wire::View& view);
+  // This node is no longer the head: it writes into no pool from now on
+  // (its RocksDB may still flush or compact; those fail).
+  void fence();
   // Entries up to seq are at every replica.
   void on_acked(std::uint64_t seq);
   // Frees what the allocator believes a replica holds beyond what it
@@ -108,6 +111,7 @@ class RubbleHead : public FileOpSink, public SstShipper {
   const std::string chain_id_;
   std::mutex ship_mu_;           // one shipment (slot writes + INSTALL_SST) or membership change at a time
   std::vector<Target> targets_;  // guarded by ship_mu_
+  bool fenced_ = false;          // guarded by ship_mu_
   std::unique_ptr<SlotAllocator> slots_;
   std::shared_mutex op_mu_;                                 // shared: a mirrored change; exclusive: a snapshot
   std::mutex live_mu_;                                      // guards live_

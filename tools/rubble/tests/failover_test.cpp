@@ -182,7 +182,8 @@ Watcher::Options watch_options(const Chain& chain, std::ostream& log) {
   return o;
 }
 
-void kill_under_load(Mode mode, std::size_t victim) {
+// kill: SIGKILL, else a planned removal of the live node (rubble-ctl remove).
+void fail_under_load(Mode mode, std::size_t victim, bool kill) {
   TempDir dir;
   Chain chain(spec(dir, mode));
   std::ostringstream log;
@@ -199,11 +200,14 @@ void kill_under_load(Mode mode, std::size_t victim) {
       },
       60s))
       << "no progress before the kill: " << load.first_error();
-  chain.kill_node_at(victim);
+  if (kill)
+    chain.kill_node_at(victim);
+  else
+    ASSERT_EQ(remove_node(chain.addresses(), killed, &log), "") << log.str();
   ASSERT_TRUE(wait_for(
       [&] {
         const auto r = watcher.removed();
-        return std::find(r.begin(), r.end(), killed) != r.end();
+        return !kill || std::find(r.begin(), r.end(), killed) != r.end();
       },
       30s))
       << "the watcher did not remove " << killed << "\n"
@@ -251,22 +255,27 @@ void kill_under_load(Mode mode, std::size_t victim) {
 }  // namespace
 
 TEST(FailoverBaseline, KillTheHeadUnderLoad) {
-  kill_under_load(Mode::kBaseline, 0);
+  fail_under_load(Mode::kBaseline, 0, true);
 }
 TEST(FailoverBaseline, KillTheMiddleUnderLoad) {
-  kill_under_load(Mode::kBaseline, 1);
+  fail_under_load(Mode::kBaseline, 1, true);
 }
 TEST(FailoverBaseline, KillTheTailUnderLoad) {
-  kill_under_load(Mode::kBaseline, 2);
+  fail_under_load(Mode::kBaseline, 2, true);
 }
 TEST(FailoverRubble, KillTheHeadUnderLoad) {
-  kill_under_load(Mode::kRubble, 0);
+  fail_under_load(Mode::kRubble, 0, true);
 }
 TEST(FailoverRubble, KillTheMiddleUnderLoad) {
-  kill_under_load(Mode::kRubble, 1);
+  fail_under_load(Mode::kRubble, 1, true);
 }
 TEST(FailoverRubble, KillTheTailUnderLoad) {
-  kill_under_load(Mode::kRubble, 2);
+  fail_under_load(Mode::kRubble, 2, true);
+}
+// A planned hand-over: the old head stays alive, is told to leave first,
+// and must not write into the replicas' slots any more.
+TEST(FailoverRubble, RemoveTheLiveHeadUnderLoad) {
+  fail_under_load(Mode::kRubble, 0, false);
 }
 
 namespace {
