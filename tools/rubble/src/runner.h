@@ -37,7 +37,7 @@ struct NodeProcess {
 // writes ready_file.  Throws std::runtime_error with the end of its log when
 // it exits first or takes longer than timeout_s.
 NodeProcess spawn_node(const std::string& binary, const std::vector<std::string>& args, const std::string& log,
-                       const std::string& ready_file, double timeout_s = 20);
+                       const std::string& ready_file, double timeout_s = 60);
 // SIGTERM, then SIGKILL after grace_s.  Returns the exit status (waitpid form).
 int stop_node(pid_t pid, double grace_s = 5);
 // Runs binary with args to the end, output to log.  Returns its exit code
