@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "dfuse/lease_client.h"
+#include "fastpath/temp_dir.h"
 
 extern char** environ;
 
@@ -36,20 +37,7 @@ inline constexpr LeaseMode kRead = abi::kLeaseRead;
 inline constexpr LeaseMode kWrite = abi::kLeaseWrite;
 inline constexpr LeaseMode kNone = abi::kLeaseNone;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "dfuse-lease-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using fastpath::TempDir;
 
 struct SeenRevoke {
   Revoke revoke;

@@ -7,30 +7,18 @@
 #include <filesystem>
 #include <string>
 
+#include "fastpath/temp_dir.h"
+
 namespace dfuse::dfused::test {
 
-// A fresh directory under /tmp, removed with its contents at the end.
-class TempDir {
+// A fastpath::TempDir that also makes subdirectories.
+class TempDir : public fastpath::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = "/tmp/dfused-test-XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
+  TempDir() : fastpath::TempDir("dfused-test") {}
   std::string sub(const std::string& name) const {
-    std::filesystem::create_directories(path_ + "/" + name);
-    return path_ + "/" + name;
+    std::filesystem::create_directories(path() + "/" + name);
+    return path() + "/" + name;
   }
-
- private:
-  std::string path_;
 };
 
 }  // namespace dfuse::dfused::test

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "fastpath/temp_dir.h"
 #include "identity.h"
 
 using namespace fastpath::rubble;
@@ -13,18 +14,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "rubble-id-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using fastpath::TempDir;
 
 std::string thrown(const std::function<void()>& f) {
   try {

@@ -10,23 +10,11 @@
 #include <filesystem>
 #include <string>
 
+#include "fastpath/temp_dir.h"
+
 namespace fastpath::rubble::test {
 
-// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "rubble-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using fastpath::TempDir;
 
 // A loopback port nobody listens on (bound, then released).
 inline int closed_port() {
