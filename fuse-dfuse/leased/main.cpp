@@ -59,16 +59,6 @@ std::chrono::milliseconds to_ms(double seconds) {
   return std::chrono::milliseconds(static_cast<long>(std::llround(seconds * 1000)));
 }
 
-void write_ready_file(const std::string& path, const std::string& addr) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << addr << "\n";
-    if (!out) throw std::runtime_error("cannot write --ready-file " + tmp);
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 int wait_for_signal(const sigset_t& set) {
   int sig = 0;
   sigwait(&set, &sig);
@@ -103,7 +93,7 @@ int main(int argc, char** argv) {
     if (server.restarted() && server.grace().count() > 0)
       std::cerr << " (restart: reclaims accepted for " << server.grace().count() / 1000.0 << " s)";
     std::cerr << ", serving on " << addr << ", TTL " << a.ttl_s << " s" << std::endl;
-    if (!a.ready_file.empty()) write_ready_file(a.ready_file, addr);
+    if (!a.ready_file.empty()) fastpath::cli::write_ready_file(a.ready_file, addr);
     const int sig = wait_for_signal(set);
     std::cerr << kTool << ": " << strsignal(sig) << ", shutting down" << std::endl;
     server.stop();

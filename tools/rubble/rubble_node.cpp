@@ -26,16 +26,6 @@ namespace {
 
 constexpr const char* kTool = "rubble-node";
 
-void write_ready_file(const std::string& path, const std::string& addr) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << addr << "\n";
-    if (!out) throw std::runtime_error("cannot write --ready-file " + tmp);
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 struct Args {
   fastpath::rubble::NodeOptions o;
   std::string role = "tail", mode = "baseline", sst_size = "8M";
@@ -110,7 +100,7 @@ int main(int argc, char** argv) {
     fastpath::rubble::Node node(a.o);
     const std::string addr = node.start();
     std::cerr << kTool << ": " << a.role << " serving on " << addr << " (" << a.mode << " mode)" << std::endl;
-    if (!a.o.ready_file.empty()) write_ready_file(a.o.ready_file, addr);
+    if (!a.o.ready_file.empty()) fastpath::cli::write_ready_file(a.o.ready_file, addr);
     wait_for_signal();
     node.stop();
   } catch (const std::exception& e) {

@@ -2,6 +2,8 @@
 #include "fastpath/cli.h"
 
 #include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <stdexcept>
@@ -80,6 +82,16 @@ int parse(CLI::App& app, int argc, char** argv) {
 
 void error(std::string_view tool, std::string_view message) {
   std::cerr << tool << ": error: " << message << '\n';
+}
+
+void write_ready_file(const std::string& path, const std::string& addr) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << addr << "\n";
+    if (!out) throw std::runtime_error("cannot write --ready-file " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
 }
 
 }  // namespace fastpath::cli

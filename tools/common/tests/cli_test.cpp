@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "fastpath/cli.h"
+#include "fastpath/temp_dir.h"
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -51,6 +54,18 @@ TEST(Parse, HelpReturnsZeroAndBadOptionNonZero) {
     EXPECT_NE(parse(app, static_cast<int>(argv.size()), argv.data()), 0);
     EXPECT_NE(testing::internal::GetCapturedStderr().find("invalid size"), std::string::npos);
   }
+}
+
+TEST(WriteReadyFile, WritesTheAddressAndLeavesNoTemporary) {
+  TempDir d;
+  const std::string path = d.path() + "/ready";
+  write_ready_file(path, "127.0.0.1:4242");
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "127.0.0.1:4242");
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_THROW(write_ready_file(d.path() + "/missing/ready", "x"), std::runtime_error);
 }
 
 }  // namespace

@@ -24,4 +24,9 @@ int parse(CLI::App& app, int argc, char** argv);
 // Prints "tool: error: message" to stderr.
 void error(std::string_view tool, std::string_view message);
 
+// Writes ADDR and a newline to PATH atomically (a temporary file, then a
+// rename), so a process waiting for a daemon's --ready-file never reads half
+// an address. Throws std::runtime_error if it cannot.
+void write_ready_file(const std::string& path, const std::string& addr);
+
 }  // namespace fastpath::cli
