@@ -48,6 +48,7 @@ struct srv {
 	int n_lease, n_lease_write, n_read, n_write, n_setattr;
 	int lease_delay_ms;	/* before answering FUSE_LEASE */
 	bool lease_hold;	/* never answer FUSE_LEASE */
+	int lease_error;	/* answer FUSE_LEASE with this error */
 	bool revoke_first;	/* revoke the grant before sending it */
 	int revoke_first_ret;
 };
@@ -231,6 +232,11 @@ static void handle(struct srv *s, struct fuse_in_header *in, void *arg)
 		pthread_cond_broadcast(&s->cond);
 		while (s->lease_hold)
 			pthread_cond_wait(&s->cond, &s->lock);
+		if (s->lease_error) {
+			pthread_mutex_unlock(&s->lock);
+			reply(s, u, s->lease_error, NULL, 0);
+			return;
+		}
 		o.lease.generation = ++s->gen;
 		o.lease.mode = li->mode;
 		o.lease.attr_valid = 1;
@@ -561,6 +567,71 @@ TEST_F(lease, mmap_write_flushed_by_revoke)
 	/* the mapping was dropped: the next access faults the new data in */
 	srv_set(self->s, "fresh data!");
 	ASSERT_EQ('f', m[0]);
+	munmap(m, 4096);
+	close(fd);
+}
+
+/*
+ * A store to a page mapped under a read lease asks for the write lease
+ * (page_mkwrite cannot wait for it: the page is unmapped and the store
+ * faults again); a downgrade write-protects the page, so the next store
+ * asks again.
+ */
+TEST_F(lease, mmap_store_upgrades_read_lease)
+{
+	int fd = open(path_of(self->s), O_RDWR);
+	char *m;
+
+	ASSERT_LE(0, fd);
+	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ('v', m[0]);
+	ASSERT_EQ(1, counter(self->s, &self->s->n_lease));
+	ASSERT_EQ(0, counter(self->s, &self->s->n_lease_write));
+	m[0] = 'V';
+	ASSERT_EQ(1, counter(self->s, &self->s->n_lease_write));
+	ASSERT_EQ(0, notify_revoke(self->s, FILE_NODE, FUSE_LEASE_READ,
+				   self->s->gen));
+	pthread_mutex_lock(&self->s->lock);
+	ASSERT_EQ(0, memcmp(self->s->data, "Version one", 11));
+	pthread_mutex_unlock(&self->s->lock);
+	/* the downgrade kept the page: reading needs no new lease */
+	ASSERT_EQ('V', m[0]);
+	ASSERT_EQ(2, counter(self->s, &self->s->n_lease));
+	m[1] = 'E';
+	ASSERT_EQ(2, counter(self->s, &self->s->n_lease_write));
+	ASSERT_EQ(0, notify_revoke(self->s, FILE_NODE, FUSE_LEASE_NONE,
+				   self->s->gen));
+	pthread_mutex_lock(&self->s->lock);
+	ASSERT_EQ(0, memcmp(self->s->data, "VErsion one", 11));
+	pthread_mutex_unlock(&self->s->lock);
+	munmap(m, 4096);
+	close(fd);
+}
+
+/* A fault whose lease request fails gets SIGBUS instead of looping. */
+TEST_F(lease, refused_lease_fault_is_sigbus)
+{
+	int fd = open(path_of(self->s), O_RDONLY);
+	int status;
+	char *m;
+	pid_t pid;
+
+	ASSERT_LE(0, fd);
+	m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	self->s->lease_error = -EIO;
+	pid = fork();
+	if (!pid) {
+		alarm(20);
+		_exit(m[0] == 'v' ? 0 : 1);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(SIGBUS, WTERMSIG(status));
+	/* the daemon recovers: the same mapping works again */
+	self->s->lease_error = 0;
+	ASSERT_EQ('v', m[0]);
 	munmap(m, 4096);
 	close(fd);
 }
