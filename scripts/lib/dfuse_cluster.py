@@ -66,7 +66,7 @@ class Cluster:
             [LEASED, "--listen", f"127.0.0.1:{self.port}",
              "--ttl", str(self.ttl_ms / 1000), "--state-dir", self.state],
             stdout=log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self._port_open(), 10, "dfuse-leased to listen")
+        wait_for(lambda: self._port_open(), 60, "dfuse-leased to listen")
 
     def _port_open(self):
         if self.service.poll() is not None:
@@ -96,7 +96,7 @@ class Cluster:
             if p.poll() is not None:
                 raise AssertionError(f"dfused node{i} exited: " + self.tail(name))
             return mounted(mnt)
-        wait_for(up, 10, f"node{i} to mount")
+        wait_for(up, 60, f"node{i} to mount")
 
     def tail(self, name):
         try:
