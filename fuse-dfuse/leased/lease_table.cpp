@@ -43,7 +43,7 @@ const char* mode_name(LeaseMode mode) {
 }
 
 LeaseTable::LeaseTable(TableOptions options, std::function<uint32_t()> new_epoch, TimePoint now)
-    : options_(options), new_epoch_(std::move(new_epoch)) {
+    : options_(options), new_epoch_(std::move(new_epoch)), now_(now) {
   epoch_ = new_epoch_();
   if (options_.restarted && options_.grace.count() > 0) {
     grace_ = true;
@@ -87,12 +87,19 @@ TimePoint LeaseTable::next_deadline() const {
   TimePoint t = TimePoint::max();
   if (grace_) t = grace_end_;
   for (const auto& [id, n] : nodes_) t = std::min(t, n.last_seen + options_.ttl);
+  return std::min(t, next_hold_end());
+}
+
+TimePoint LeaseTable::next_hold_end() const {
+  TimePoint t = TimePoint::max();
+  for (const auto& [file, end] : held_back_) t = std::min(t, end);
   return t;
 }
 
 // ---- the queue ----
 
 void LeaseTable::pump(const FileId& file) {
+  held_back_.erase(file);
   auto it = files_.find(file);
   if (it == files_.end()) return;
   File& f = it->second;
@@ -115,12 +122,22 @@ void LeaseTable::pump(const FileId& file) {
     // Rule 3: a reader only displaces writers, and only down to READ.
     const LeaseMode to = r.mode == abi::kLeaseRead ? abi::kLeaseRead : abi::kLeaseNone;
     bool blocked = false;
+    TimePoint hold_end = TimePoint::max();
     for (auto& [other, h] : f.holders) {
       if (other == r.node || !conflicts(h.mode, r.mode)) continue;
       blocked = true;
-      if (!h.revoking || h.revoke_to > to) revoke(file, other, h, to);
+      if (h.revoking && h.revoke_to <= to) continue;
+      // Rule 8: not before the holder had its grant for min_hold.
+      if (const TimePoint end = h.granted_at + options_.min_hold; now_ < end) {
+        hold_end = std::min(hold_end, end);
+        continue;
+      }
+      revoke(file, other, h, to);
     }
-    if (blocked) break;
+    if (blocked) {
+      if (hold_end != TimePoint::max()) held_back_[file] = hold_end;
+      break;
+    }
     f.queue.pop_front();
     grant(file, f, r);
   }
@@ -132,6 +149,7 @@ void LeaseTable::grant(const FileId& file, File& f, const Request& r) {
   h.mode = std::max(h.mode, r.mode);
   h.generation = next_generation();
   h.revoking = false;
+  h.granted_at = now_;
   actions_.push_back(Action{Action::Kind::kGrant, r.node, file, h.mode, h.generation, r.id, {}});
 }
 
@@ -247,6 +265,7 @@ void LeaseTable::expire(const NodeId& node) {
 }
 
 void LeaseTable::tick(TimePoint now) {
+  now_ = now;
   std::vector<NodeId> dead;
   for (const auto& [id, n] : nodes_)
     if (n.last_seen + options_.ttl <= now) dead.push_back(id);
@@ -258,6 +277,10 @@ void LeaseTable::tick(TimePoint now) {
       if (!f.queue.empty()) queued.push_back(file);
     for (const auto& file : queued) pump(file);
   }
+  std::vector<FileId> held_out;
+  for (const auto& [file, end] : held_back_)
+    if (end <= now) held_out.push_back(file);
+  for (const auto& file : held_out) pump(file);
 }
 
 // ---- registration and reclaim ----
@@ -356,7 +379,7 @@ ReclaimResult LeaseTable::reclaim(const NodeId& node, const Lease& claim) {
     f.holders.erase(other);
     forget_if_unused(claim.file, other);
   }
-  f.holders[node] = Holder{claim.mode, claim.generation, false, abi::kLeaseNone};
+  f.holders[node] = Holder{claim.mode, claim.generation, false, abi::kLeaseNone, TimePoint::min()};
   nodes_[node].files.insert(claim.file);
   return {claim.file, true, {}};
 }

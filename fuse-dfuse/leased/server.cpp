@@ -80,9 +80,13 @@ std::string clock_now() {
 
 class LeaseServer::Impl final : public wire::LeaseService::Service {
  public:
-  Impl(const ServerOptions& options, TableOptions table, std::function<uint32_t()> new_epoch)
+  // wake_timer(t): the table has something to do at t (called under mu_
+  // while a minimum hold keeps a revoke back).
+  Impl(const ServerOptions& options, TableOptions table, std::function<uint32_t()> new_epoch,
+       std::function<void(TimePoint)> wake_timer)
       : verbose_(options.verbose),
         log_(options.log ? options.log : &std::cerr),
+        wake_timer_(std::move(wake_timer)),
         table_(table, std::move(new_epoch), Clock::now()) {}
 
   grpc::Status Session(grpc::ServerContext* ctx, Stream* stream) override;
@@ -121,6 +125,7 @@ class LeaseServer::Impl final : public wire::LeaseService::Service {
 
   const bool verbose_;
   std::ostream* const log_;
+  const std::function<void(TimePoint)> wake_timer_;
   std::mutex log_mu_;
   std::mutex mu_;  // guards everything below
   LeaseTable table_;
@@ -325,6 +330,9 @@ void LeaseServer::Impl::route() {
     }
     if (s) s->out.push(std::move(m));
   }
+  // A revoke kept back by a minimum hold is due sooner than the timer's
+  // usual 100 ms round.
+  if (const TimePoint t = table_.next_hold_end(); t != TimePoint::max()) wake_timer_(t);
 }
 
 LeaseServer::LeaseServer(ServerOptions options) : options_(std::move(options)) {
@@ -356,7 +364,12 @@ std::string LeaseServer::start() {
     }
     return bump_epoch(options_.state_dir).epoch;
   };
-  impl_ = std::make_unique<Impl>(options_, TableOptions{options_.ttl, options_.grace, restarted_}, new_epoch);
+  TableOptions table;
+  table.ttl = options_.ttl;
+  table.grace = options_.grace;
+  table.min_hold = options_.min_hold;
+  table.restarted = restarted_;
+  impl_ = std::make_unique<Impl>(options_, table, new_epoch, [this](TimePoint t) { wake_timer(t); });
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -380,14 +393,23 @@ std::string LeaseServer::start() {
   return options_.listen.substr(0, colon) + ":" + std::to_string(port);
 }
 
+void LeaseServer::wake_timer(TimePoint t) {
+  std::lock_guard lock(timer_mu_);
+  if (t >= wake_at_) return;
+  wake_at_ = t;
+  timer_cv_.notify_all();
+}
+
 void LeaseServer::timer_loop() {
   std::unique_lock lock(timer_mu_);
   while (!stopping_) {
     const auto cap = Clock::now() + std::chrono::milliseconds(100);
+    wake_at_ = TimePoint::max();  // from here on wake_timer() may move it earlier
     lock.unlock();
     const auto deadline = std::min(impl_->next_deadline(), cap);
     lock.lock();
-    timer_cv_.wait_until(lock, deadline, [&] { return stopping_; });
+    wake_at_ = std::min(wake_at_, deadline);
+    while (!stopping_ && Clock::now() < wake_at_) timer_cv_.wait_until(lock, wake_at_);
     if (stopping_) break;
     lock.unlock();
     impl_->tick();

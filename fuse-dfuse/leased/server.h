@@ -5,9 +5,11 @@
 //
 // Threads: gRPC runs one handler per stream; it writes the stream's outbox
 // while a reader thread of its own feeds the node's messages to the table. A
-// timer thread expires nodes and ends the grace period. The table and the
-// session map are guarded by mu_; each outbox has its own lock, so a node that
-// stops reading blocks nobody else.
+// timer thread expires nodes, ends the grace period and sends the revokes a
+// minimum hold kept back; a request that starts a hold wakes it early. The
+// table and the session map are guarded by mu_; each outbox has its own lock,
+// so a node that stops reading blocks nobody else. Lock order: mu_, then
+// timer_mu_.
 #pragma once
 
 #include <chrono>
@@ -31,7 +33,8 @@ namespace dfuse::leased {
 struct ServerOptions {
   std::string listen = "127.0.0.1:7070";  // port 0: any free port
   std::chrono::milliseconds ttl{5000};
-  std::chrono::milliseconds grace{-1};  // < 0: 2 x ttl
+  std::chrono::milliseconds grace{-1};                   // < 0: 2 x ttl
+  std::chrono::milliseconds min_hold = kDefaultMinHold;  // lease_table.h rule 8; 0: off
   std::filesystem::path state_dir;
   bool verbose = false;         // log every grant, revoke, ack and registration
   std::ostream* log = nullptr;  // default std::cerr
@@ -59,6 +62,8 @@ class LeaseServer {
 
  private:
   void timer_loop();
+  // Makes the timer tick by `t` at the latest. Called under Impl's mu_.
+  void wake_timer(TimePoint t);
 
   ServerOptions options_;
   bool restarted_ = false;
@@ -67,7 +72,8 @@ class LeaseServer {
   std::thread timer_;
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;
-  bool stopping_ = false;  // guarded by timer_mu_
+  bool stopping_ = false;                 // guarded by timer_mu_
+  TimePoint wake_at_ = TimePoint::max();  // guarded by timer_mu_: the timer's next tick
 };
 
 }  // namespace dfuse::leased

@@ -3,7 +3,9 @@
 // 127.0.0.1 (any free port), TTL 1 s, heartbeats every 200 ms: a conflicting
 // acquire revokes the holder and is granted only after its ack; readers
 // share and downgrade a writer; a node that dies loses its leases after the
-// TTL; an unreachable service is an error naming its address.
+// TTL; an unreachable service is an error naming its address; with a
+// minimum hold, nodes taking turns on a file wait for the holder's hold, and
+// not longer.
 #include <gtest/gtest.h>
 
 #include <future>
@@ -20,10 +22,12 @@ constexpr milliseconds kTtl{1000};
 
 class LeaseClientTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { start(leased::kDefaultMinHold); }
+  void start(milliseconds min_hold) {
     leased::ServerOptions o;
     o.listen = "127.0.0.1:0";
     o.ttl = kTtl;
+    o.min_hold = min_hold;
     o.state_dir = dir_.path();
     o.log = &log_;
     o.verbose = true;
@@ -165,6 +169,56 @@ TEST_F(LeaseClientTest, BadArgumentsAreErrors) {
   } catch (const LeaseError& e) {
     EXPECT_NE(std::string(e.what()).find("empty file id"), std::string::npos) << e.what();
   }
+}
+
+// ---- the minimum hold (lease_table.h rule 8) through the service's timer ----
+
+class LeaseClientMinHoldTest : public LeaseClientTest {
+ protected:
+  // Well below the service timer's 100 ms round, so that only the wake-up
+  // by the acquire that starts a hold sends the revoke in time.
+  static constexpr milliseconds kHold{20};
+  void SetUp() override { start(kHold); }
+};
+
+TEST_F(LeaseClientMinHoldTest, NodesTakingTurnsWaitForTheHoldersHoldAndNoLonger) {
+  // A writer and a reader taking turns. Each conflicting acquire is granted
+  // once the holder had its grant for kHold: not before, and not only at the
+  // timer's next 100 ms round (the acquire that starts a hold wakes it).
+  Node a(address_, "a");
+  Node b(address_, "b");
+  auto asked = Clock::now();  // the holder's grant was made after this
+  a->acquire("f", kWrite);
+  auto granted = Clock::now();  // and before this
+  for (int turn = 0; turn < 4; ++turn) {
+    Node& next = turn % 2 == 0 ? b : a;
+    const auto t0 = Clock::now();
+    const Grant g = next->acquire("f", turn % 2 == 0 ? kRead : kWrite);
+    const auto t1 = Clock::now();
+    EXPECT_EQ(g.mode, turn % 2 == 0 ? kRead : kWrite);
+    EXPECT_GE(t1 - asked, kHold) << "turn " << turn << ": revoked within the holder's minimum hold";
+    EXPECT_LT(t1 - granted, kHold + milliseconds(40)) << "turn " << turn << ": the revoke waited for a timer round";
+    asked = t0;
+    granted = t1;
+  }
+  EXPECT_EQ(a.revokes().size(), 2u);
+  EXPECT_EQ(b.revokes().size(), 2u);
+}
+
+class LeaseClientLongHoldTest : public LeaseClientTest {
+ protected:
+  void SetUp() override { start(milliseconds(1000)); }
+};
+
+TEST_F(LeaseClientLongHoldTest, AReleasedLeaseIsNotHeldBack) {
+  Node a(address_, "a");
+  Node b(address_, "b");
+  a->acquire("f", kWrite);
+  a->release("f");
+  const auto t0 = Clock::now();
+  b->acquire("f", kWrite);
+  EXPECT_LT(Clock::now() - t0, milliseconds(500)) << "waited for the hold of a lease given back";
+  EXPECT_TRUE(a.revokes().empty());
 }
 
 }  // namespace

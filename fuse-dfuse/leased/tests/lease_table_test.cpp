@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 // Description: the lease state machine on a fake clock: sharing, conflicts,
 // revoke-before-grant, downgrade, upgrade, FIFO fairness, expiry of dead
-// nodes, generations, and reclaim after a restart (grace period).
+// nodes, generations, reclaim after a restart (grace period), and the
+// minimum hold before a revoke (rule 8; the tests above it run with 0).
 #include "lease_table.h"
 
 #include <gtest/gtest.h>
@@ -26,12 +27,14 @@ uint64_t gen(uint32_t epoch, uint32_t counter) {
 
 class LeaseTableTest : public ::testing::Test {
  protected:
-  // A table as after a first start (epoch 1, no grace), TTL 1 s.
-  void make(bool restarted = false, uint32_t last_epoch = 0) {
+  // A table as after a first start (epoch 1, no grace), TTL 1 s, no
+  // minimum hold.
+  void make(bool restarted = false, uint32_t last_epoch = 0, milliseconds min_hold = milliseconds(0)) {
     epoch_ = last_epoch;
     TableOptions o;
     o.ttl = milliseconds(1000);
     o.grace = milliseconds(2000);
+    o.min_hold = min_hold;
     o.restarted = restarted;
     table_ = std::make_unique<LeaseTable>(
         o, [this] { return ++epoch_; }, now_);
@@ -453,6 +456,231 @@ TEST_F(LeaseTableTest, BadRequestsAreRefused) {
   acquire("a", 2, W, "");
   acquire("ghost", 3, R);
   EXPECT_EQ(only(take(), Kind::kRefuse).size(), 3u);
+}
+
+// ---- minimum hold (rule 8) ----
+
+class LeaseTableMinHoldTest : public LeaseTableTest {
+ protected:
+  static constexpr milliseconds kHold{10};
+  void SetUp() override {
+    make(false, 0, kHold);
+    reg("a");
+    reg("b");
+    reg("c");
+  }
+  // Moves the clock to start_ + t; every node still registered sends a
+  // heartbeat (each call ticks the table first, as in the service).
+  void at(milliseconds t) {
+    now_ = start_ + t;
+    for (const NodeId n : {"a", "b", "c"})
+      if (table_->registered(n)) table_->heartbeat(n, now_);
+  }
+  const TimePoint start_ = now_;
+};
+
+TEST_F(LeaseTableMinHoldTest, ARevokeWaitsUntilTheHolderHadItsGrantForTheMinimumHold) {
+  acquire("a", 1, W);
+  const auto ga = the_grant(take(), "a", 1);
+  at(milliseconds(3));
+  acquire("b", 2, R);
+  auto acts = take();
+  EXPECT_TRUE(only(acts, Kind::kRevoke).empty()) << "a got its write lease 3 ms ago";
+  EXPECT_TRUE(only(acts, Kind::kGrant).empty()) << "granted while a conflicting lease is held";
+  EXPECT_EQ(table_->next_deadline(), start_ + kHold);
+  EXPECT_EQ(table_->next_hold_end(), start_ + kHold);
+  at(milliseconds(9));
+  EXPECT_TRUE(take().empty());
+  at(milliseconds(10));
+  acts = take();
+  const auto revokes = only(acts, Kind::kRevoke);
+  ASSERT_EQ(revokes.size(), 1u) << "the hold is over";
+  EXPECT_EQ(revokes[0].node, "a");
+  EXPECT_EQ(revokes[0].mode, R);
+  EXPECT_EQ(revokes[0].generation, ga.generation);
+  EXPECT_TRUE(only(acts, Kind::kGrant).empty());
+  EXPECT_EQ(table_->next_hold_end(), TimePoint::max());
+  ack("a", ga.generation, R);
+  EXPECT_EQ(the_grant(take(), "b", 2).mode, R);
+  at(milliseconds(50));
+  EXPECT_TRUE(only(take(), Kind::kRevoke).empty()) << "one revoke per conflict";
+}
+
+TEST_F(LeaseTableMinHoldTest, TheTimerAloneSendsTheRevoke) {
+  acquire("a", 1, W);
+  take();
+  acquire("b", 2, W);
+  EXPECT_TRUE(only(take(), Kind::kRevoke).empty());
+  advance(std::chrono::duration_cast<milliseconds>(table_->next_deadline() - now_));  // as the timer does
+  EXPECT_EQ(now_, start_ + kHold);
+  ASSERT_EQ(only(take(), Kind::kRevoke).size(), 1u);
+}
+
+TEST_F(LeaseTableMinHoldTest, AGrantOlderThanTheMinimumHoldIsRevokedAtOnce) {
+  acquire("a", 1, W);
+  take();
+  at(kHold);
+  acquire("b", 2, W);
+  const auto revokes = only(take(), Kind::kRevoke);
+  ASSERT_EQ(revokes.size(), 1u);
+  EXPECT_EQ(revokes[0].node, "a");
+  EXPECT_EQ(revokes[0].mode, N);
+}
+
+TEST_F(LeaseTableMinHoldTest, ZeroMinimumHoldRevokesAtOnce) {
+  make(false, 0, milliseconds(0));
+  reg("a");
+  reg("b");
+  acquire("a", 1, W);
+  const auto ga = the_grant(take(), "a", 1);
+  acquire("b", 2, R);  // the same instant
+  const auto revokes = only(take(), Kind::kRevoke);
+  ASSERT_EQ(revokes.size(), 1u);
+  EXPECT_EQ(revokes[0].generation, ga.generation);
+  EXPECT_EQ(table_->next_hold_end(), TimePoint::max());
+  ack("a", ga.generation, R);
+  the_grant(take(), "b", 2);
+}
+
+TEST_F(LeaseTableMinHoldTest, AVoluntaryReleaseIsNotDelayed) {
+  acquire("a", 1, W);
+  const auto ga = the_grant(take(), "a", 1);
+  at(milliseconds(2));
+  acquire("b", 2, W);
+  take();
+  at(milliseconds(4));
+  table_->release("a", "f", ga.generation, now_);
+  auto acts = take();
+  the_grant(acts, "b", 2);
+  EXPECT_TRUE(only(acts, Kind::kRevoke).empty());
+  EXPECT_EQ(table_->next_hold_end(), TimePoint::max());
+  at(milliseconds(20));
+  EXPECT_TRUE(only(take(), Kind::kRevoke).empty()) << "a revoke for a lease already given back";
+}
+
+TEST_F(LeaseTableMinHoldTest, ExpiryIsNotDelayed) {
+  // A hold longer than the TTL: a goes silent at once, b keeps talking, and
+  // a's lease expires at the TTL as before, in the middle of its hold.
+  make(false, 0, milliseconds(5000));
+  reg("a");
+  reg("b");
+  acquire("a", 1, W);
+  take();
+  acquire("b", 2, W);
+  EXPECT_TRUE(take().empty());
+  for (int i = 1; i <= 4; ++i) {
+    now_ += milliseconds(250);
+    table_->heartbeat("b", now_);
+  }
+  const auto acts = take();
+  const auto expired = only(acts, Kind::kExpire);
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].node, "a");
+  EXPECT_TRUE(only(acts, Kind::kRevoke).empty());
+  the_grant(acts, "b", 2);
+  EXPECT_EQ(table_->next_hold_end(), TimePoint::max());
+}
+
+TEST_F(LeaseTableMinHoldTest, EachHolderIsRevokedWhenItsOwnHoldEnds) {
+  acquire("a", 1, R);
+  const auto ga = the_grant(take(), "a", 1);
+  at(milliseconds(6));
+  acquire("c", 3, R);
+  const auto gc = the_grant(take(), "c", 3);
+  at(milliseconds(7));
+  acquire("b", 2, W);
+  EXPECT_TRUE(take().empty());
+  at(milliseconds(10));
+  auto revokes = only(take(), Kind::kRevoke);
+  ASSERT_EQ(revokes.size(), 1u);
+  EXPECT_EQ(revokes[0].node, "a");
+  ack("a", ga.generation, N);
+  EXPECT_TRUE(take().empty()) << "c still holds a read lease in its hold";
+  EXPECT_EQ(table_->next_hold_end(), start_ + milliseconds(16));
+  at(milliseconds(16));
+  revokes = only(take(), Kind::kRevoke);
+  ASSERT_EQ(revokes.size(), 1u);
+  EXPECT_EQ(revokes[0].node, "c");
+  ack("c", gc.generation, N);
+  the_grant(take(), "b", 2);
+}
+
+TEST_F(LeaseTableMinHoldTest, FifoOrderHoldsAndEveryGrantStartsAHold) {
+  // A reader and a writer taking turns, with a second reader queued behind
+  // the writer: nobody overtakes, and each grant is held for kHold.
+  acquire("a", 1, R);
+  const auto ga = the_grant(take(), "a", 1);
+  at(milliseconds(1));
+  acquire("b", 2, W);  // waits for a's hold
+  at(milliseconds(2));
+  acquire("c", 3, R);  // compatible with a, but behind b
+  auto acts = take();
+  EXPECT_TRUE(only(acts, Kind::kGrant).empty()) << "a reader overtook a waiting writer during the hold";
+  EXPECT_EQ(table_->waiting("f"), 2u);
+  at(milliseconds(10));
+  acts = take();
+  EXPECT_TRUE(only(acts, Kind::kGrant).empty()) << "a reader overtook a waiting writer after the hold";
+  ASSERT_EQ(only(acts, Kind::kRevoke).size(), 1u);
+  at(milliseconds(12));
+  ack("a", ga.generation, N);
+  const auto gb = the_grant(take(), "b", 2);
+  // c is at the head now; b's write lease was granted at 12 ms.
+  EXPECT_EQ(table_->next_hold_end(), start_ + milliseconds(22));
+  at(milliseconds(21));
+  EXPECT_TRUE(take().empty());
+  at(milliseconds(22));
+  const auto revokes = only(take(), Kind::kRevoke);
+  ASSERT_EQ(revokes.size(), 1u);
+  EXPECT_EQ(revokes[0].node, "b");
+  EXPECT_EQ(revokes[0].mode, R);
+  ack("b", gb.generation, R);
+  the_grant(take(), "c", 3);
+  EXPECT_EQ(table_->waiting("f"), 0u);
+}
+
+TEST_F(LeaseTableMinHoldTest, ADowngradeKeepsTheHoldOfItsGrantAnUpgradeStartsANewOne) {
+  acquire("a", 1, W);
+  const auto ga = the_grant(take(), "a", 1);
+  acquire("b", 2, R);
+  at(kHold);
+  take();
+  ack("a", ga.generation, R);  // a: read since 10 ms, of its grant at 0 ms
+  the_grant(take(), "b", 2);   // b: read since 10 ms
+  at(milliseconds(12));
+  acquire("c", 3, W);
+  auto revokes = only(take(), Kind::kRevoke);
+  ASSERT_EQ(revokes.size(), 1u) << "a's hold began with its write grant";
+  EXPECT_EQ(revokes[0].node, "a");
+  EXPECT_EQ(table_->next_hold_end(), start_ + milliseconds(20)) << "b's began with its read grant";
+
+  // An upgrade by a sole reader is a new grant, with a new hold.
+  make(false, 0, kHold);
+  reg("a");
+  reg("b");
+  acquire("a", 1, R);
+  take();
+  at(milliseconds(30));
+  acquire("a", 2, W);
+  the_grant(take(), "a", 2);
+  acquire("b", 3, R);
+  EXPECT_TRUE(only(take(), Kind::kRevoke).empty());
+  EXPECT_EQ(table_->next_hold_end(), start_ + milliseconds(40));
+}
+
+TEST_F(LeaseTableMinHoldTest, AReclaimedLeaseHasNoHold) {
+  make(true, 6, kHold);  // a restart: epoch 7, grace until +2 s
+  ASSERT_TRUE(reg("a", {{"f", W, gen(6, 5)}})[0].accepted);
+  reg("b");
+  at(milliseconds(900));
+  at(milliseconds(1800));
+  at(milliseconds(1995));
+  acquire("b", 1, W);
+  EXPECT_TRUE(take().empty()) << "the grace period";
+  at(milliseconds(2000));
+  EXPECT_FALSE(table_->in_grace());
+  const auto revokes = only(take(), Kind::kRevoke);
+  ASSERT_EQ(revokes.size(), 1u) << "a held its lease across the restart: no hold to wait for";
+  EXPECT_EQ(revokes[0].node, "a");
 }
 
 }  // namespace
