@@ -146,7 +146,7 @@ TEST_F(ServiceRestartTest, HelpDescribesTheOptions) {
   const std::string log = dir_.path() + "/help.log";
   EXPECT_EQ(run({DFUSE_LEASED_BIN, "--help"}, log), 0);
   const auto out = read_file(log);
-  for (const char* opt : {"--listen", "--ttl", "--grace", "--state-dir", "--verbose"})
+  for (const char* opt : {"--listen", "--ttl", "--grace", "--min-hold-ms", "--state-dir", "--verbose"})
     EXPECT_NE(out.find(opt), std::string::npos) << opt;
 }
 
