@@ -1,11 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Description: RubbleDB over real NVMe/TCP. Two replica "machines" in their
-# own network namespaces export their NVMe namespaces (fastpath0, fastpath1)
-# with the Linux NVMe target over TCP (scripts/rubble-nvmeof); a three-node
-# chain in rubble mode runs with the head writing its SSTs through the
-# nvme-tcp devices into the replicas' pools. A small load, then every value
+# Description: RubbleDB over real NVMe/TCP. Two replica "machines", each a
+# network namespace with its rubble-node, export their NVMe namespaces
+# (fastpath0, fastpath1) with the Linux NVMe target over TCP
+# (scripts/rubble-nvmeof); the head, in this namespace, writes its SSTs
+# through the nvme-tcp devices into the replicas' pools, and chain traffic
+# crosses the veth links too. A small load, then every value
 # is read back at the tail, the replicas report no flush or compaction of
 # their own, and the nvme-tcp devices carried the head's writes.
 # Needs build/tools/rubble (make tools); skips without it.
@@ -44,9 +45,11 @@ cat "$W/map" | sed 's/^/# replica /'
 read -r _ l1 r1 < <(sed -n 1p "$W/map")
 read -r _ l2 r2 < <(sed -n 2p "$W/map")
 
-start() { # name args...
-	local name=$1; shift
-	"$B/rubble-node" "$@" --ready-file "$W/$name.addr" >"$W/$name.log" 2>&1 &
+start() { # name netns|- args...
+	local name=$1 ns=$2; shift 2
+	local run=()
+	[ "$ns" = - ] || run=(ip netns exec "$ns")
+	"${run[@]}" "$B/rubble-node" "$@" --ready-file "$W/$name.addr" >"$W/$name.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 200); do
 		[ -s "$W/$name.addr" ] && return
@@ -56,12 +59,13 @@ start() { # name args...
 	echo "# $name did not start"; cat "$W/$name.log"; return 1
 }
 common=(--mode rubble --sst-size 256K --catch-up-interval 200 --chain-id nvmeof-test)
-start tail --role tail --listen 127.0.0.1:0 --db "$W/tail" --pool "$l2" "${common[@]}"
-start middle --role middle --listen 127.0.0.1:0 --db "$W/middle" --pool "$l1" \
+start tail rbns2 --role tail --listen 10.77.2.2:0 --db "$W/tail" --pool "$l2" "${common[@]}"
+start middle rbns1 --role middle --listen 10.77.1.2:0 --db "$W/middle" --pool "$l1" \
 	--next "$(cat "$W/tail.addr")" "${common[@]}"
-start head --role head --listen 127.0.0.1:0 --db "$W/head" \
+start head - --role head --listen 10.77.1.1:0 --db "$W/head" \
 	--next "$(cat "$W/middle.addr")" --replica-pool "$r1" --replica-pool "$r2" "${common[@]}"
 H=$(cat "$W/head.addr"); T=$(cat "$W/tail.addr"); M=$(cat "$W/middle.addr")
+echo "# chain: head $H -> middle $M (rbns1) -> tail $T (rbns2)"
 
 w0=$(awk '{print $7}' /sys/block/"$(basename "$r1")"/stat)
 echo "# loading $N keys of 1 KiB through the chain"

@@ -34,19 +34,20 @@ const char* to_string(Mode mode) {
   return mode == Mode::kRubble ? "rubble" : "baseline";
 }
 
-std::string check_loopback_address(std::string_view addr, std::string_view option) {
+std::string check_address(std::string_view addr, std::string_view option) {
   const auto colon = addr.rfind(':');
   const std::string where = std::string(option) + " '" + std::string(addr) + "'";
-  if (colon == std::string_view::npos || colon + 1 == addr.size())
-    return where + ": expected HOST:PORT, e.g. 127.0.0.1:7000";
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == addr.size())
+    return where + ": expected HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000";
   const auto host = addr.substr(0, colon);
   const auto port_text = addr.substr(colon + 1);
   unsigned port = 0;
   auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535)
     return where + ": port must be a number from 0 to 65535";
-  if (host != "127.0.0.1" && host != "localhost" && host != "[::1]")
-    return where + ": only loopback addresses (127.0.0.1, localhost, [::1]) are supported so far";
+  const bool bracketed = host.front() == '[' && host.back() == ']' && host.size() > 2;
+  if (!bracketed && host.find_first_of("[]:") != std::string_view::npos)
+    return where + ": write an IPv6 host in brackets, e.g. [::1]:7000";
   return "";
 }
 

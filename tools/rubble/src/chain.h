@@ -24,9 +24,9 @@ std::optional<Mode> parse_mode(std::string_view text);
 const char* to_string(Role role);
 const char* to_string(Mode mode);
 
-// "" when addr is HOST:PORT with a loopback HOST (127.0.0.1, localhost,
-// [::1]); otherwise why not, naming option.
-std::string check_loopback_address(std::string_view addr, std::string_view option);
+// "" when addr is HOST:PORT (an IPv6 HOST in brackets, PORT 0 to 65535);
+// otherwise why not, naming option.
+std::string check_address(std::string_view addr, std::string_view option);
 
 enum class ClientOp { kPut, kDelete, kGet };
 

@@ -8,11 +8,11 @@ namespace fastpath::rubble {
 namespace {
 
 std::string validate_links(const NodeOptions& o) {
-  if (auto e = check_loopback_address(o.listen, "--listen"); !e.empty()) return e;
+  if (auto e = check_address(o.listen, "--listen"); !e.empty()) return e;
   if (o.role == Role::kTail && !o.next.empty()) return "--next is for the head and middles: a tail has no successor";
   if (o.role != Role::kTail && o.next.empty())
     return std::string("a ") + to_string(o.role) + " needs --next ADDR, the address of its successor";
-  if (!o.next.empty()) return check_loopback_address(o.next, "--next");
+  if (!o.next.empty()) return check_address(o.next, "--next");
   return "";
 }
 

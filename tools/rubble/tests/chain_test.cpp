@@ -49,12 +49,15 @@ TEST(Requests, MalformedKeysAndValuesAreRefused) {
   EXPECT_TRUE(contains(check_key_value("k", kMaxValueBytes + 1), "at most 8 MiB"));
 }
 
-TEST(Options, LoopbackOnlyAndRoleConsistency) {
-  EXPECT_EQ(check_loopback_address("127.0.0.1:7000", "--listen"), "");
-  EXPECT_EQ(check_loopback_address("localhost:0", "--listen"), "");
-  EXPECT_TRUE(contains(check_loopback_address("10.0.0.1:7000", "--listen"), "loopback"));
-  EXPECT_TRUE(contains(check_loopback_address("127.0.0.1", "--next"), "HOST:PORT"));
-  EXPECT_TRUE(contains(check_loopback_address("127.0.0.1:99999", "--next"), "port"));
+TEST(Options, AddressesAndRoleConsistency) {
+  EXPECT_EQ(check_address("127.0.0.1:7000", "--listen"), "");
+  EXPECT_EQ(check_address("localhost:0", "--listen"), "");
+  EXPECT_EQ(check_address("10.77.0.2:7000", "--listen"), "");
+  EXPECT_EQ(check_address("[::1]:7000", "--next"), "");
+  EXPECT_TRUE(contains(check_address("::1:7000", "--next"), "brackets"));
+  EXPECT_TRUE(contains(check_address(":7000", "--next"), "HOST:PORT"));
+  EXPECT_TRUE(contains(check_address("127.0.0.1", "--next"), "HOST:PORT"));
+  EXPECT_TRUE(contains(check_address("127.0.0.1:99999", "--next"), "port"));
 
   NodeOptions o;
   o.listen = "127.0.0.1:0";
