@@ -337,6 +337,8 @@ nlohmann::json node_details(const std::vector<NodeCpu>& nodes) {
                    {"compactions", s.compactions()},
                    {"sst_bytes_shipped", s.bytes_shipped()},
                    {"replication_bytes_sent", s.bytes_sent()},
+                   {"replication_batches_sent", s.batches_sent()},
+                   {"replication_entries_sent", s.entries_sent()},
                    {"ack_bytes_sent", s.ack_bytes_sent()},
                    {"reply_bytes_sent", s.reply_bytes_sent()},
                    {"replication_bytes_received", s.bytes_received()}});

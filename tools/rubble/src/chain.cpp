@@ -137,21 +137,30 @@ std::string ReplicaSession::on_entry(std::uint64_t seq) {
 }
 
 void AckTracker::ack(std::uint64_t seq) {
+  std::vector<Callback> done;
   {
     std::lock_guard lock(mu_);
     if (seq <= acked_) return;
     acked_ = seq;
+    const auto end = waiters_.upper_bound(seq);
+    for (auto it = waiters_.begin(); it != end; ++it) done.push_back(std::move(it->second.done));
+    waiters_.erase(waiters_.begin(), end);
   }
   cv_.notify_all();
+  for (auto& d : done) d(Wait::kAcked);
 }
 
 void AckTracker::fail(const std::string& why) {
+  std::vector<Callback> done;
   {
     std::lock_guard lock(mu_);
     if (!failure_.empty()) return;
     failure_ = why.empty() ? "chain broken" : why;
+    for (auto& [seq, w] : waiters_) done.push_back(std::move(w.done));
+    waiters_.clear();
   }
   cv_.notify_all();
+  for (auto& d : done) d(Wait::kFailed);
 }
 
 AckTracker::Wait AckTracker::wait(std::uint64_t seq, std::chrono::steady_clock::time_point deadline) {
@@ -159,6 +168,35 @@ AckTracker::Wait AckTracker::wait(std::uint64_t seq, std::chrono::steady_clock::
   const bool done = cv_.wait_until(lock, deadline, [&] { return acked_ >= seq || !failure_.empty(); });
   if (acked_ >= seq) return Wait::kAcked;
   return done ? Wait::kFailed : Wait::kTimeout;
+}
+
+void AckTracker::when_acked(std::uint64_t seq, std::chrono::steady_clock::time_point deadline, Callback done) {
+  Wait now = Wait::kAcked;
+  {
+    std::lock_guard lock(mu_);
+    if (acked_ < seq && failure_.empty()) {
+      waiters_.emplace(seq, Waiter{deadline, std::move(done)});
+      return;
+    }
+    if (acked_ < seq) now = Wait::kFailed;
+  }
+  done(now);
+}
+
+void AckTracker::expire(std::chrono::steady_clock::time_point now) {
+  std::vector<Callback> done;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->second.deadline < now) {
+        done.push_back(std::move(it->second.done));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& d : done) d(Wait::kTimeout);
 }
 
 std::uint64_t AckTracker::acked() const {
@@ -169,6 +207,51 @@ std::uint64_t AckTracker::acked() const {
 std::string AckTracker::failure() const {
   std::lock_guard lock(mu_);
   return failure_;
+}
+
+std::size_t AckTracker::waiting() const {
+  std::lock_guard lock(mu_);
+  return waiters_.size();
+}
+
+bool SendWindow::wait_open(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  cv_.wait_until(lock, deadline, [&] { return closed_ || in_flight_.size() < limit_; });
+  return !closed_ && in_flight_.size() < limit_;
+}
+
+void SendWindow::sent(std::uint64_t last_seq) {
+  std::lock_guard lock(mu_);
+  if (last_seq > acked_) in_flight_.push_back(last_seq);
+}
+
+void SendWindow::acked(std::uint64_t seq) {
+  {
+    std::lock_guard lock(mu_);
+    if (seq <= acked_) return;
+    acked_ = seq;
+    if (in_flight_.empty() || in_flight_.front() > seq) return;
+    while (!in_flight_.empty() && in_flight_.front() <= seq) in_flight_.pop_front();
+  }
+  cv_.notify_all();
+}
+
+void SendWindow::close() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool SendWindow::closed() const {
+  std::lock_guard lock(mu_);
+  return closed_;
+}
+
+std::size_t SendWindow::in_flight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_.size();
 }
 
 }  // namespace fastpath::rubble

@@ -9,10 +9,14 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fastpath::rubble {
 
@@ -100,26 +104,75 @@ class ReplicaSession {
   bool adopted_ = false;
 };
 
-// Cumulative acknowledgements from the tail, and the head's wait for them.
-// Thread-safe.
+// Cumulative acknowledgements from the tail, and the head's wait for them:
+// blocking (wait) or with a callback (when_acked, for writes that hold no
+// thread while they wait).  Thread-safe; callbacks run outside the lock, on
+// the thread that calls when_acked, ack, fail or expire.
 class AckTracker {
  public:
   enum class Wait { kAcked, kTimeout, kFailed };
+  using Callback = std::function<void(Wait)>;
 
-  // Records that every entry <= seq is applied at the tail (monotonic).
+  // Records that every entry <= seq is applied at the tail (monotonic), and
+  // completes the callbacks waiting for it, in sequence order.
   void ack(std::uint64_t seq);
   // The chain is broken: every waiter, present and future, fails with why.
   void fail(const std::string& why);
   Wait wait(std::uint64_t seq, std::chrono::steady_clock::time_point deadline);
+  // Calls done exactly once: kAcked once every entry <= seq is acknowledged
+  // (at once if it already is), kFailed when the chain breaks, kTimeout from
+  // expire() once deadline has passed.
+  void when_acked(std::uint64_t seq, std::chrono::steady_clock::time_point deadline, Callback done);
+  // Times out the callbacks whose deadline is before now.
+  void expire(std::chrono::steady_clock::time_point now);
 
   std::uint64_t acked() const;
   std::string failure() const;
+  std::size_t waiting() const;
 
  private:
+  struct Waiter {
+    std::chrono::steady_clock::time_point deadline;
+    Callback done;
+  };
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::uint64_t acked_ = 0;  // guarded by mu_
-  std::string failure_;      // guarded by mu_; "" while healthy
+  std::uint64_t acked_ = 0;                       // guarded by mu_
+  std::string failure_;                           // guarded by mu_; "" while healthy
+  std::multimap<std::uint64_t, Waiter> waiters_;  // guarded by mu_: by sequence number
+};
+
+// The head's replication window: at most `limit` batches are on their way
+// down the chain (sent, not yet acknowledged by the tail).  Writes that come
+// meanwhile wait at the head and leave together in the next batch, so the
+// number of replication messages (and acknowledgements) per write falls as
+// the load rises, in both modes alike; a client is still answered only once
+// the tail has its write.  Thread-safe.
+class SendWindow {
+ public:
+  explicit SendWindow(std::size_t limit) : limit_(limit < 1 ? 1 : limit) {}
+
+  // Waits until a batch may be sent, the window is closed, or deadline.
+  // True when a batch may be sent.
+  bool wait_open(std::chrono::steady_clock::time_point deadline);
+  // A batch whose last entry is last_seq went down the chain.
+  void sent(std::uint64_t last_seq);
+  // Every entry <= seq is acknowledged by the tail.
+  void acked(std::uint64_t seq);
+  // Wakes every waiter; wait_open returns false from now on.
+  void close();
+  std::size_t in_flight() const;
+  bool closed() const;
+  std::size_t limit() const { return limit_; }
+
+ private:
+  const std::size_t limit_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::uint64_t> in_flight_;  // guarded by mu_: last entry of each unacknowledged batch
+  std::uint64_t acked_ = 0;              // guarded by mu_
+  bool closed_ = false;                  // guarded by mu_
 };
 
 }  // namespace fastpath::rubble

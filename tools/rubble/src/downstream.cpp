@@ -91,7 +91,7 @@ void Downstream::end(const std::string& why) {
 bool Downstream::write(const wire::ChainBatch& batch) {
   if (ended_.load() || !stream_) return false;
   if (!stream_->Write(batch)) return false;
-  bytes_sent_ += batch.ByteSizeLong();
+  bytes_sent_ += batch.GetCachedSize();  // computed when gRPC serialised it
   return true;
 }
 

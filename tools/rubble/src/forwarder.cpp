@@ -156,7 +156,7 @@ void Forwarder::send(Batch batch) {
     auto link = link_;
     std::unique_lock w(write_mu_);
     lock.unlock();
-    if (link->write(*batch)) bytes_sent_ += batch->ByteSizeLong();
+    if (link->write(*batch)) count_sent(*batch);
   } else {
     lock.unlock();
   }
@@ -212,7 +212,7 @@ bool Forwarder::write_link(std::uint64_t gen, const wire::ChainBatch& batch) {
   }
   std::lock_guard w(write_mu_);
   if (!link->write(batch)) return false;
-  bytes_sent_ += batch.ByteSizeLong();
+  count_sent(batch);
   return true;
 }
 
@@ -240,8 +240,14 @@ void Forwarder::pump(std::uint64_t gen, SnapshotFn snapshot) {
     std::lock_guard w(write_mu_);  // taken under log_mu_ (order: log_mu_, then write_mu_; never the reverse)
     lock.unlock();
     if (!link->write(batch)) return;
-    bytes_sent_ += batch.ByteSizeLong();
+    count_sent(batch);
   }
+}
+
+void Forwarder::count_sent(const wire::ChainBatch& batch) {
+  bytes_sent_ += batch.GetCachedSize();  // computed when the link serialised it
+  batches_sent_++;
+  entries_sent_ += static_cast<std::uint64_t>(batch.entries_size());
 }
 
 void Forwarder::trim_locked() {
@@ -286,6 +292,8 @@ Forwarder::Status Forwarder::status() const {
   for (const auto& item : log_)
     if (!item.view_only) s.log_entries += item.batch->entries_size();
   s.bytes_sent = bytes_sent_.load();
+  s.batches_sent = batches_sent_.load();
+  s.entries_sent = entries_sent_.load();
   return s;
 }
 

@@ -88,6 +88,8 @@ class Forwarder {
     std::uint64_t acked = 0;  // last entry acknowledged (by the tail, or by this node as tail)
     std::uint64_t log_entries = 0;
     std::uint64_t bytes_sent = 0;
+    std::uint64_t batches_sent = 0;
+    std::uint64_t entries_sent = 0;
   };
   Status status() const;
   // Slots of the INSTALL_SST entries in the log after seq (files on their way
@@ -135,7 +137,11 @@ class Forwarder {
   std::uint64_t skip_below_ = 0;  // pump: entries below this seq are not sent
   std::uint64_t last_ = 0;
   std::uint64_t acked_ = 0;  // from the successor
+  void count_sent(const wire::ChainBatch& batch);
+
   std::atomic<std::uint64_t> bytes_sent_{0};
+  std::atomic<std::uint64_t> batches_sent_{0};
+  std::atomic<std::uint64_t> entries_sent_{0};
 };
 
 }  // namespace fastpath::rubble

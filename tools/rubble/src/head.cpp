@@ -20,7 +20,10 @@ std::string rocksdb_dir(const std::string& db) {
 }  // namespace
 
 Head::Head(NodeOptions options, Identity identity, Forwarder& forwarder)
-    : options_(std::move(options)), identity_(std::move(identity)), forwarder_(forwarder) {}
+    : options_(std::move(options)),
+      identity_(std::move(identity)),
+      forwarder_(forwarder),
+      window_(options_.max_inflight) {}
 
 Head::~Head() {
   stop("the head is shutting down");
@@ -54,6 +57,7 @@ wire::ChainAck Head::start(const std::string& self) {
   sender_ = std::thread([this] { sender_loop(); });
   if (rubble_) {
     store_ = rubble_->open_store(rocksdb_dir(options_.db), so, *sequencer_, false);
+    writer_ = std::thread([this] { writer_loop(); });
     // Serve only once every replica has the head's database open.
     wire::WriteReply ignored;
     if (const auto st = wait_ack(sequencer_->last_seq(), &ignored); !st.ok())
@@ -73,7 +77,10 @@ void Head::take_over(Takeover t) {
   sequencer_ = std::make_unique<Sequencer>(t.applied, kMaxQueuedBytes);
   acks_.ack(forwarder_.status().acked);
   sender_ = std::thread([this] { sender_loop(); });
-  if (rubble_) store_ = rubble_->open_store(rocksdb_dir(options_.db), so, *sequencer_, true);
+  if (rubble_) {
+    store_ = rubble_->open_store(rocksdb_dir(options_.db), so, *sequencer_, true);
+    writer_ = std::thread([this] { writer_loop(); });
+  }
   ready_ = true;
 }
 
@@ -82,40 +89,82 @@ void Head::stop(const std::string& why) {
   ready_ = false;
   if (rubble_) rubble_->fence();  // a removed head that is still alive must not touch the replicas' slots
   acks_.fail(why);
+  std::deque<Pending> queued;
+  {
+    std::lock_guard lock(writes_mu_);
+    writes_closed_ = true;
+    queued.swap(writes_);
+  }
+  writes_cv_.notify_all();
+  for (auto& p : queued) p.done({grpc::StatusCode::UNAVAILABLE, why});
+  window_.close();
   if (sequencer_) sequencer_->close();
+  if (writer_.joinable()) writer_.join();
   if (sender_.joinable()) sender_.join();
 }
 
-grpc::Status Head::put(const std::string& key, const std::string& value, wire::WriteReply* reply) {
-  if (auto e = check_key_value(key, value.size()); !e.empty()) return {grpc::StatusCode::INVALID_ARGUMENT, e};
+void Head::put(const std::string& key, const std::string& value, wire::WriteReply* reply, Done done) {
+  if (auto e = check_key_value(key, value.size()); !e.empty()) return done({grpc::StatusCode::INVALID_ARGUMENT, e});
   wire::KvOp op;
   op.set_type(wire::KvOp::PUT);
   op.set_key(key);
   op.set_value(value);
-  return write(std::move(op), reply);
+  write(std::move(op), reply, std::move(done));
 }
 
-grpc::Status Head::del(const std::string& key, wire::WriteReply* reply) {
-  if (auto e = check_key_value(key, 0); !e.empty()) return {grpc::StatusCode::INVALID_ARGUMENT, e};
+void Head::del(const std::string& key, wire::WriteReply* reply, Done done) {
+  if (auto e = check_key_value(key, 0); !e.empty()) return done({grpc::StatusCode::INVALID_ARGUMENT, e});
   wire::KvOp op;
   op.set_type(wire::KvOp::DELETE);
   op.set_key(key);
-  return write(std::move(op), reply);
+  write(std::move(op), reply, std::move(done));
 }
 
-grpc::Status Head::write(wire::KvOp op, wire::WriteReply* reply) {
-  if (auto f = acks_.failure(); !f.empty()) return {grpc::StatusCode::UNAVAILABLE, f};
-  if (!ready_) return {grpc::StatusCode::UNAVAILABLE, "the head is still starting: try again"};
+void Head::write(wire::KvOp op, wire::WriteReply* reply, Done done) {
+  if (auto f = acks_.failure(); !f.empty()) return done({grpc::StatusCode::UNAVAILABLE, f});
+  if (!ready_) return done({grpc::StatusCode::UNAVAILABLE, "the head is still starting: try again"});
+  Pending p{std::move(op), reply, std::move(done), std::chrono::steady_clock::now() + options_.ack_timeout};
   if (rubble_) {
-    const auto st = op.type() == wire::KvOp::PUT ? store_->put(op.key(), op.value()) : store_->del(op.key());
-    if (!st.ok()) return {grpc::StatusCode::INTERNAL, "the head's RocksDB refused the write: " + st.ToString()};
-    return wait_ack(sequencer_->last_seq(), reply);
+    {
+      std::lock_guard lock(writes_mu_);
+      if (!writes_closed_) {
+        writes_.push_back(std::move(p));
+        writes_cv_.notify_one();
+        return;
+      }
+    }
+    return p.done({grpc::StatusCode::UNAVAILABLE, "the head is shutting down"});
   }
   wire::Entry entry;
-  *entry.mutable_kv() = std::move(op);
+  *entry.mutable_kv() = std::move(p.op);
   const std::uint64_t seq = sequencer_->submit(std::move(entry));
-  if (seq == 0) return {grpc::StatusCode::UNAVAILABLE, "the head is shutting down"};
-  return wait_ack(seq, reply);
+  if (seq == 0) return p.done({grpc::StatusCode::UNAVAILABLE, "the head is shutting down"});
+  complete_when_acked(seq, std::move(p));
+}
+
+void Head::complete_when_acked(std::uint64_t seq, Pending p) {
+  const auto deadline = p.deadline;
+  acks_.when_acked(seq, deadline, [this, seq, reply = p.reply, done = std::move(p.done)](AckTracker::Wait w) {
+    switch (w) {
+      case AckTracker::Wait::kAcked:
+        reply->set_seq(seq);
+        return done(grpc::Status::OK);
+      case AckTracker::Wait::kFailed:
+        return done({grpc::StatusCode::UNAVAILABLE, acks_.failure()});
+      case AckTracker::Wait::kTimeout:
+        return done(timeout_status(seq));
+    }
+  });
+}
+
+// seq 0: a write that never left the head (earlier batches were not acknowledged).
+grpc::Status Head::timeout_status(std::uint64_t seq) const {
+  const auto fw = forwarder_.status();
+  const std::string what = seq ? "entry " + std::to_string(seq) : "the batches before this write";
+  return {grpc::StatusCode::DEADLINE_EXCEEDED,
+          "the tail did not acknowledge " + what + " within --ack-timeout: a replica is " +
+              "lagging or has failed (successor " + fw.successor + (fw.connected ? "" : ", not connected") +
+              "; the chain re-forms once rubble-ctl removes a failed node)"};
 }
 
 grpc::Status Head::wait_ack(std::uint64_t seq, wire::WriteReply* reply) {
@@ -129,18 +178,89 @@ grpc::Status Head::wait_ack(std::uint64_t seq, wire::WriteReply* reply) {
     case AckTracker::Wait::kTimeout:
       break;
   }
-  const auto fw = forwarder_.status();
-  return {grpc::StatusCode::DEADLINE_EXCEEDED,
-          "the tail did not acknowledge entry " + std::to_string(seq) + " within --ack-timeout: a replica is " +
-              "lagging or has failed (successor " + fw.successor + (fw.connected ? "" : ", not connected") +
-              "; the chain re-forms once rubble-ctl removes a failed node)"};
+  return timeout_status(seq);
+}
+
+// Rubble: fails the queued writes that waited --ack-timeout for their turn.
+void Head::expire_queued() {
+  std::vector<Pending> expired;
+  {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(writes_mu_);
+    for (auto it = writes_.begin(); it != writes_.end();) {
+      if (it->deadline < now) {
+        expired.push_back(std::move(*it));
+        it = writes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& p : expired) p.done(timeout_status(0));
+}
+
+// Rubble: the writes that queued while the window was closed go into the
+// head's RocksDB as one WriteBatch (one WAL record, so one APPEND entry);
+// each completes once the tail acknowledges the entries that write produced.
+void Head::writer_loop() {
+  std::vector<Pending> group;
+  for (;;) {
+    {
+      std::unique_lock lock(writes_mu_);
+      writes_cv_.wait(lock, [&] { return writes_closed_ || !writes_.empty(); });
+      if (writes_closed_) return;  // stop() fails what is queued
+    }
+    // Let the batch in flight come back first: writes queue up meanwhile.
+    while (!window_.wait_open(std::chrono::steady_clock::now() + std::chrono::milliseconds(100))) {
+      if (stopping_) return;
+      expire_queued();
+    }
+    std::size_t bytes = 0;
+    {
+      std::lock_guard lock(writes_mu_);
+      while (!writes_.empty() && bytes < kMaxBatchBytes) {
+        bytes += writes_.front().op.key().size() + writes_.front().op.value().size();
+        group.push_back(std::move(writes_.front()));
+        writes_.pop_front();
+      }
+    }
+    std::vector<const wire::KvOp*> ops;
+    ops.reserve(group.size());
+    for (const auto& p : group) ops.push_back(&p.op);
+    const auto st = store_->write(ops);
+    if (!st.ok()) {
+      for (auto& p : group)
+        p.done({grpc::StatusCode::INTERNAL, "the head's RocksDB refused the write: " + st.ToString()});
+    } else {
+      const std::uint64_t seq = sequencer_->last_seq();  // at or after the entry with the group's WAL record
+      for (auto& p : group) complete_when_acked(seq, std::move(p));
+    }
+    group.clear();
+  }
 }
 
 void Head::sender_loop() {
   std::vector<wire::Entry> entries;
-  while (sequencer_->take(entries, kMaxBatchBytes, std::chrono::milliseconds(100))) {
-    if (entries.empty()) continue;
-    if (!ship(entries)) break;
+  for (;;) {
+    acks_.expire(std::chrono::steady_clock::now());
+    switch (take_batch(*sequencer_, window_, entries, kMaxBatchBytes, std::chrono::milliseconds(100))) {
+      case TakeBatch::kClosed:
+        return;
+      case TakeBatch::kWaiting:
+        continue;
+      case TakeBatch::kWindowShut: {
+        // The chain has not acknowledged the batches in flight yet.  The
+        // forwarder has seen every acknowledgement, including any that
+        // reached this node before it became the head: catch up from it.
+        const auto acked = forwarder_.status().acked;
+        window_.acked(acked);
+        acks_.ack(acked);
+        continue;
+      }
+      case TakeBatch::kBatch:
+        break;
+    }
+    if (!ship(entries)) return;
     entries.clear();
   }
 }
@@ -160,6 +280,7 @@ bool Head::ship(std::vector<wire::Entry>& entries) {
 }
 
 void Head::on_ack(const wire::ChainAck& ack) {
+  window_.acked(ack.acked_seq());
   acks_.ack(ack.acked_seq());
   if (!rubble_) return;
   rubble_->on_acked(ack.acked_seq());
@@ -190,7 +311,10 @@ void Head::fill_stats(wire::StatsReply* r) const {
   r->set_position(0);
   r->set_applied_seq(applied());
   r->set_acked_seq(acks_.acked());
-  r->set_bytes_sent(forwarder_.status().bytes_sent);
+  const auto fw = forwarder_.status();
+  r->set_bytes_sent(fw.bytes_sent);
+  r->set_batches_sent(fw.batches_sent);
+  r->set_entries_sent(fw.entries_sent);
   if (store_) {
     const auto s = store_->stats();
     r->set_flushes(s.flushes);

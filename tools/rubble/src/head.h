@@ -4,11 +4,22 @@
 // tail acknowledges them) and answers a client once the tail has
 // acknowledged the write.
 //
+// A write holds no thread while it waits: it completes through a callback
+// once the tail's cumulative acknowledgement covers its entry (or fails when
+// the chain breaks, or times out after --ack-timeout).
+//
+// Batching: the sender thread ships at most --max-inflight batches that the
+// tail has not acknowledged yet (the SendWindow); entries that arrive
+// meanwhile leave together in the next batch.  Under load, one replication
+// message and one acknowledgement per hop carry many client writes.
+//
 // Baseline mode: each write is one key-value entry; the sender thread applies
-// queued entries to the head's RocksDB in sequence order, then ships them.
-// Rubble mode: the client thread writes to RocksDB directly; the head's file
-// system mirror turns the resulting WAL/MANIFEST/SST operations into entries,
-// and the client waits for the entry that carried its WAL record.
+// each batch to the head's RocksDB as one WriteBatch, then ships it.
+// Rubble mode: a writer thread applies the writes that queued while the
+// window was closed to RocksDB as one WriteBatch (one WAL record); the head's
+// file system mirror turns the resulting WAL/MANIFEST/SST operations into
+// entries, and each write of the group waits for the entry that carried the
+// group's WAL record.
 //
 // A head starts afresh (start: it opens its database and forms the chain
 // with the successor given by --next) or takes over from a failed head (a
@@ -19,6 +30,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -63,8 +77,11 @@ class Head {
   // Every waiting and later write fails with why.
   void stop(const std::string& why);
 
-  grpc::Status put(const std::string& key, const std::string& value, wire::WriteReply* reply);
-  grpc::Status del(const std::string& key, wire::WriteReply* reply);
+  // Called exactly once with the write's outcome (reply is filled first),
+  // maybe before put or del returns.
+  using Done = std::function<void(grpc::Status)>;
+  void put(const std::string& key, const std::string& value, wire::WriteReply* reply, Done done);
+  void del(const std::string& key, wire::WriteReply* reply, Done done);
   void on_ack(const wire::ChainAck& ack);
   void on_view(const wire::View& view);
   // Rubble: what each replica reports holding (see RubbleHead::reconcile).
@@ -76,9 +93,20 @@ class Head {
   bool accepting() const { return ready_.load() && acks_.failure().empty(); }
 
  private:
-  grpc::Status write(wire::KvOp op, wire::WriteReply* reply);
+  struct Pending {
+    wire::KvOp op;
+    wire::WriteReply* reply;
+    Done done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+
+  void write(wire::KvOp op, wire::WriteReply* reply, Done done);
+  void complete_when_acked(std::uint64_t seq, Pending p);
+  grpc::Status timeout_status(std::uint64_t seq) const;
   grpc::Status wait_ack(std::uint64_t seq, wire::WriteReply* reply);
   void sender_loop();
+  void writer_loop();
+  void expire_queued();
   bool ship(std::vector<wire::Entry>& entries);
 
   const NodeOptions options_;
@@ -87,8 +115,16 @@ class Head {
   std::unique_ptr<Store> store_;
   std::unique_ptr<Sequencer> sequencer_;
   AckTracker acks_;
+  SendWindow window_;
   std::unique_ptr<RubbleHead> rubble_;  // rubble mode only
   std::thread sender_;
+
+  // Rubble: client writes waiting for the writer thread.
+  std::mutex writes_mu_;
+  std::condition_variable writes_cv_;
+  std::deque<Pending> writes_;  // guarded by writes_mu_
+  bool writes_closed_ = false;  // guarded by writes_mu_
+  std::thread writer_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> stopping_{false};
 };

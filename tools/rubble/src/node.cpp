@@ -124,8 +124,9 @@ void Node::stop() {
   }
   maint_cv_.notify_all();
   if (maintainer_.joinable()) maintainer_.join();
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  // Waiting writes are answered first: the server's shutdown waits for them.
   if (auto h = head()) h->stop("the head is shutting down");
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   if (forwarder_) forwarder_->shutdown();
   std::shared_ptr<Head> h;
   std::shared_ptr<Replica> r;
@@ -182,16 +183,28 @@ std::string Node::not_tail() const {
          (t.empty() ? "" : " (" + t + ")");
 }
 
-grpc::Status Node::Put(grpc::ServerContext*, const wire::PutRequest* req, wire::WriteReply* reply) {
+grpc::ServerUnaryReactor* Node::Put(grpc::CallbackServerContext* ctx, const wire::PutRequest* req,
+                                    wire::WriteReply* reply) {
+  auto* reactor = ctx->DefaultReactor();
   auto h = head();
-  if (!h) return {grpc::StatusCode::FAILED_PRECONDITION, not_head()};
-  return h->put(req->key(), req->value(), reply);
+  if (!h) {
+    reactor->Finish({grpc::StatusCode::FAILED_PRECONDITION, not_head()});
+    return reactor;
+  }
+  h->put(req->key(), req->value(), reply, [reactor](grpc::Status st) { reactor->Finish(std::move(st)); });
+  return reactor;
 }
 
-grpc::Status Node::Delete(grpc::ServerContext*, const wire::DeleteRequest* req, wire::WriteReply* reply) {
+grpc::ServerUnaryReactor* Node::Delete(grpc::CallbackServerContext* ctx, const wire::DeleteRequest* req,
+                                       wire::WriteReply* reply) {
+  auto* reactor = ctx->DefaultReactor();
   auto h = head();
-  if (!h) return {grpc::StatusCode::FAILED_PRECONDITION, not_head()};
-  return h->del(req->key(), reply);
+  if (!h) {
+    reactor->Finish({grpc::StatusCode::FAILED_PRECONDITION, not_head()});
+    return reactor;
+  }
+  h->del(req->key(), reply, [reactor](grpc::Status st) { reactor->Finish(std::move(st)); });
+  return reactor;
 }
 
 grpc::Status Node::Get(grpc::ServerContext*, const wire::GetRequest* req, wire::GetReply* reply) {
@@ -430,9 +443,15 @@ std::string Node::take_over(const wire::View& v) {
     }
     auto h = std::make_shared<Head>(options_, *id, *forwarder_);
     h->take_over(std::move(t));
-    std::lock_guard lock(mu_);
-    head_ = h;  // acknowledgements go to the head from now on
-    replica_.reset();
+    {
+      std::lock_guard lock(mu_);
+      head_ = h;  // acknowledgements go to the head from now on
+      replica_.reset();
+    }
+    // Those that arrived while the head was being set up went to the replica.
+    wire::ChainAck caught_up;
+    caught_up.set_acked_seq(forwarder_->status().acked);
+    h->on_ack(caught_up);
   } catch (const std::exception& e) {
     return std::string("taking over as head failed: ") + e.what();
   }

@@ -39,7 +39,12 @@
 
 namespace fastpath::rubble {
 
-class Node final : public wire::Rubble::Service {
+// Put and Delete use gRPC's callback API: a write waiting for the tail's
+// acknowledgement holds no server thread.  The other methods are synchronous.
+using NodeService =
+    wire::Rubble::WithCallbackMethod_Put<wire::Rubble::WithCallbackMethod_Delete<wire::Rubble::Service>>;
+
+class Node final : public NodeService {
  public:
   explicit Node(NodeOptions options);
   ~Node() override;
@@ -51,8 +56,9 @@ class Node final : public wire::Rubble::Service {
   // Stops serving (in-flight streams are cancelled) and closes the store.
   void stop();
 
-  grpc::Status Put(grpc::ServerContext*, const wire::PutRequest*, wire::WriteReply*) override;
-  grpc::Status Delete(grpc::ServerContext*, const wire::DeleteRequest*, wire::WriteReply*) override;
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext*, const wire::PutRequest*, wire::WriteReply*) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext*, const wire::DeleteRequest*,
+                                   wire::WriteReply*) override;
   grpc::Status Get(grpc::ServerContext*, const wire::GetRequest*, wire::GetReply*) override;
   grpc::Status Scan(grpc::ServerContext*, const wire::ScanRequest*, wire::ScanReply*) override;
   grpc::Status Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::StatsReply*) override;

@@ -43,6 +43,7 @@ std::string validate(const NodeOptions& o) {
   if (o.sst_size < (64 << 10) || o.sst_size % 4096 != 0)
     return "--sst-size must be at least 64 KiB and a multiple of 4 KiB";
   if (o.connect_timeout.count() <= 0 || o.ack_timeout.count() <= 0) return "timeouts must be positive";
+  if (o.max_inflight < 1 || o.max_inflight > 1024) return "--max-inflight must be 1 to 1024";
   return validate_pools(o);
 }
 

@@ -471,7 +471,10 @@ void Replica::fill_stats(wire::StatsReply* r) {
   r->set_applied_seq(applied_seq_.load());
   r->set_acked_seq(acked_seq_.load());
   r->set_bytes_received(bytes_received_.load());
-  r->set_bytes_sent(forwarder_.status().bytes_sent);
+  const auto fw = forwarder_.status();
+  r->set_bytes_sent(fw.bytes_sent);
+  r->set_batches_sent(fw.batches_sent);
+  r->set_entries_sent(fw.entries_sent);
   r->set_ack_bytes_sent(ack_bytes_sent_.load());
   if (rubble_) {
     rubble_->fill_stats(r);

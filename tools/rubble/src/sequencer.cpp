@@ -48,4 +48,14 @@ void Sequencer::close() {
   not_full_.notify_all();
 }
 
+TakeBatch take_batch(Sequencer& sequencer, SendWindow& window, std::vector<wire::Entry>& out,
+                     std::size_t max_batch_bytes, std::chrono::milliseconds wait) {
+  if (!window.wait_open(std::chrono::steady_clock::now() + wait))
+    return window.closed() ? TakeBatch::kClosed : TakeBatch::kWindowShut;
+  if (!sequencer.take(out, max_batch_bytes, wait)) return TakeBatch::kClosed;
+  if (out.empty()) return TakeBatch::kWaiting;
+  window.sent(out.back().seq());
+  return TakeBatch::kBatch;
+}
+
 }  // namespace fastpath::rubble

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <vector>
 
+#include "chain.h"
 #include "rubble.pb.h"
 
 namespace fastpath::rubble {
@@ -47,5 +48,13 @@ class Sequencer {
   bool closed_ = false;           // guarded by mu_
   const std::size_t max_queued_bytes_;
 };
+
+// The head's next replication batch: waits up to `wait` for the window to
+// open (fewer batches unacknowledged than its limit), then takes what is
+// queued (in order, up to about max_batch_bytes) into out and records it as
+// sent.  kWaiting: the window stayed shut or nothing was queued.
+enum class TakeBatch { kBatch, kWaiting, kWindowShut, kClosed };
+TakeBatch take_batch(Sequencer& sequencer, SendWindow& window, std::vector<wire::Entry>& out,
+                     std::size_t max_batch_bytes, std::chrono::milliseconds wait);
 
 }  // namespace fastpath::rubble

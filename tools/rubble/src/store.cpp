@@ -196,6 +196,16 @@ rocksdb::Status Store::del(std::string_view key) {
   return db_->Delete(rocksdb::WriteOptions(), data_cf_.get(), slice(key));
 }
 
+rocksdb::Status Store::write(const std::vector<const wire::KvOp*>& ops) {
+  rocksdb::WriteBatch batch;
+  for (const auto* op : ops) {
+    const auto st = op->type() == wire::KvOp::DELETE ? batch.Delete(data_cf_.get(), op->key())
+                                                     : batch.Put(data_cf_.get(), op->key(), op->value());
+    if (!st.ok()) return st;
+  }
+  return db_->Write(rocksdb::WriteOptions(), &batch);
+}
+
 rocksdb::Status Store::flush_and_compact() {
   auto st = db_->Flush(rocksdb::FlushOptions(), data_cf_.get());
   if (!st.ok()) return st;

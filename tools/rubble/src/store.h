@@ -74,6 +74,9 @@ class Store {
   // Plain writes (the rubble head: its WAL is what gets replicated).
   rocksdb::Status put(std::string_view key, std::string_view value);
   rocksdb::Status del(std::string_view key);
+  // The puts and deletes of ops as one WriteBatch (the rubble head's writes
+  // that go down the chain together).
+  rocksdb::Status write(const std::vector<const wire::KvOp*>& ops);
   // Baseline state transfer.  snapshot(): every key-value pair of a
   // consistent snapshot, in chunks of about chunk_bytes, then seq = the
   // applied sequence number the snapshot holds; emit returning false stops
