@@ -214,7 +214,8 @@ std::string Replica::begin_session(Session& s, const wire::Hello& hello) {
   if (hello.reset() && rubble_) {
     if (auto e = rubble_->reset(hello.chain_id()); !e.empty()) return who() + ": " + e;
     applied_seq_ = 0;
-    forwarder_.reset(0);
+    forwarder_.reset(0);  // joins the old link's reader: no acknowledgement of the old numbering after this
+    acked_seq_ = 0;       // numbers start again: an old acknowledgement says nothing about the new entries
   }
   if (s.proto.adopted())
     if (auto e = adopt_chain(hello); !e.empty()) return who() + ": " + e;
