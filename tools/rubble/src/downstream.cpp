@@ -4,6 +4,7 @@
 #include <future>
 
 #include "fastpath/report.h"
+#include "procstat.h"
 
 namespace fastpath::rubble {
 
@@ -56,6 +57,7 @@ std::string Downstream::open(const wire::Hello& hello, wire::ChainAck* reply, Ac
 }
 
 void Downstream::read_loop(std::shared_ptr<std::promise<wire::ChainAck>> first) {
+  name_thread("rb-acks");
   wire::ChainAck ack;
   bool answered = false;
   std::string why;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "forwarder.h"
+#include "procstat.h"
 
 #include <algorithm>
 
@@ -217,6 +218,7 @@ bool Forwarder::write_link(std::uint64_t gen, const wire::ChainBatch& batch) {
 }
 
 void Forwarder::pump(std::uint64_t gen, SnapshotFn snapshot) {
+  name_thread("rb-resend");
   if (snapshot) {
     std::uint64_t seq = 0;
     const auto err = snapshot([this, gen](const wire::ChainBatch& b) { return write_link(gen, b); }, &seq);

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "procstat.h"
 #include "rubble_head.h"
 
 namespace fastpath::rubble {
@@ -203,6 +204,7 @@ void Head::expire_queued() {
 // head's RocksDB as one WriteBatch (one WAL record, so one APPEND entry);
 // each completes once the tail acknowledges the entries that write produced.
 void Head::writer_loop() {
+  name_thread("rb-writer");
   std::vector<Pending> group;
   for (;;) {
     {
@@ -240,6 +242,7 @@ void Head::writer_loop() {
 }
 
 void Head::sender_loop() {
+  name_thread("rb-sender");
   std::vector<wire::Entry> entries;
   for (;;) {
     acks_.expire(std::chrono::steady_clock::now());

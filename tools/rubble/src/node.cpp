@@ -477,6 +477,7 @@ void Node::leave(const std::string& why) {
 // Reconnects a successor whose stream broke while it is still in the view
 // (a joining one is not: its join restarts from rubble-ctl).
 void Node::maintain_loop() {
+  name_thread("rb-maintain");
   std::unique_lock lock(maint_mu_);
   while (!maint_stop_) {
     maint_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return maint_stop_; });

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "procstat.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -33,6 +34,10 @@ long long io_write_bytes(pid_t pid) {
   while (in >> name >> value)
     if (name == "write_bytes:") return value;
   return -1;
+}
+
+void name_thread(const char* name) {
+  ::pthread_setname_np(::pthread_self(), name);
 }
 
 }  // namespace fastpath::rubble

@@ -13,4 +13,8 @@ double cpu_seconds(pid_t pid);
 // storage layer (page-cache writes when they are dirtied, direct I/O), or -1.
 long long io_write_bytes(pid_t pid);
 
+// Names the calling thread (shown by top -H, perf and /proc/PID/task/TID/comm;
+// at most 15 characters).
+void name_thread(const char* name);
+
 }  // namespace fastpath::rubble

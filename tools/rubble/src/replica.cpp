@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "downstream.h"
+#include "procstat.h"
 #include "rubble_replica.h"
 #include "view.h"
 
@@ -303,6 +304,7 @@ void Replica::on_downstream_ack(const wire::ChainAck& ack) {
 // Rubble mode (every 100 ms, or when woken): catch up when due, and return
 // the slots that freed up.
 void Replica::tick_loop() {
+  name_thread("rb-catch-up");
   std::unique_lock lock(tick_mu_);
   while (!tick_stop_) {
     tick_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return tick_stop_ || tick_wake_; });
