@@ -91,9 +91,18 @@ std::string Forwarder::connect(const std::string& addr, wire::Hello hello, bool 
   }
   link_ = std::move(link);
   skip_below_ = joining ? last + 1 : applied + 1;
+  // The Hello reply carries what the tail has acknowledged: the
+  // acknowledgements a failed node did not pass on are not lost.
+  const bool newly_acked = !joining && reply->acked_seq() > acked_;
+  if (newly_acked) {
+    acked_ = std::min(reply->acked_seq(), last_);
+    trim_locked();
+  }
+  const std::uint64_t acked = acked_;
   cursor_ = log_.empty() ? next_id_ : log_.front().id;
   lock.unlock();
   pump_ = std::thread([this, gen, snapshot = joining ? std::move(snapshot) : SnapshotFn()] { pump(gen, snapshot); });
+  if (newly_acked) self_ack(acked);
   return "";
 }
 

@@ -22,8 +22,9 @@
 // Threading: send(), send_view(), connect(), disconnect(), finish_join() and
 // shutdown() may be called from any thread (connect/disconnect/shutdown are
 // serialised among themselves).  on_ack runs on the thread of send() (self
-// acks) or on the link's reader thread; on_lost on the reader thread.  Neither
-// may call connect(), disconnect() or shutdown().
+// acks), of connect() (the acknowledgement in the successor's Hello reply)
+// or on the link's reader thread; on_lost on the reader thread.  Neither may
+// call connect(), disconnect() or shutdown().
 #pragma once
 
 #include <grpcpp/grpcpp.h>

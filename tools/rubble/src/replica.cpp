@@ -246,6 +246,7 @@ std::string Replica::begin_session(Session& s, const wire::Hello& hello) {
   for (const auto& m : up.members()) up.add_pool_ids(m.pool_id());
   position_ = s.proto.position();
   acked_seq_ = std::max(acked_seq_.load(), std::min(applied_seq_.load(), forwarder_.status().acked));
+  up.set_acked_seq(acked_seq_.load());  // what the tail has: the new predecessor may have missed it
   if (!s.send(up)) return who() + ": the predecessor went away during the Hello";
   return "";
 }

@@ -215,7 +215,7 @@ void fail_under_load(Mode mode, std::size_t victim, bool kill) {
   const std::size_t before = load.acked();
   EXPECT_TRUE(wait_for([&] { return load.acked() >= before + 500; }, 60s))
       << "writes did not resume after the chain re-formed: " << load.first_error() << "\n"
-      << log.str();
+      << log.str() << logs(chain);
   load.stop();
   watcher.stop();
   const auto acked = load.acked_keys();
