@@ -4,6 +4,8 @@
 #include <rocksdb/iterator.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+#include <charconv>
 #include <mutex>
 
 namespace fastpath::rubble {
@@ -110,18 +112,18 @@ class OverlayWriter : public rocksdb::WriteBatch::Handler {
   std::uint64_t seq_;
 };
 
-std::string Overlay::apply(std::string_view batch_rep, std::uint64_t seq) {
+std::string Overlay::apply(std::string_view batch_rep, std::uint64_t tag) {
   if (batch_rep.size() < 12) return "malformed WAL record: " + std::to_string(batch_rep.size()) + " bytes";
   rocksdb::WriteBatch batch{std::string(batch_rep)};
-  OverlayWriter w(*this, seq);
+  OverlayWriter w(*this, tag);
   const auto st = batch.Iterate(&w);
   return st.ok() ? "" : "cannot decode a WAL record: " + st.ToString();
 }
 
-void Overlay::set(std::string key, std::optional<std::string> value, std::uint64_t seq) {
+void Overlay::set(std::string key, std::optional<std::string> value, std::uint64_t tag) {
   std::unique_lock lock(mu_);
-  order_.emplace_back(seq, key);
-  map_[std::move(key)] = Value{std::move(value), seq};
+  order_.emplace_back(tag, key);
+  map_[std::move(key)] = Value{std::move(value), tag};
 }
 
 std::optional<std::optional<std::string>> Overlay::get(const std::string& key) const {
@@ -156,11 +158,11 @@ std::string Overlay::scan(const std::string& start, std::size_t limit,
   return "";
 }
 
-void Overlay::trim(std::uint64_t seq) {
+void Overlay::trim(std::uint64_t tag) {
   std::unique_lock lock(mu_);
-  while (!order_.empty() && order_.front().first <= seq) {
+  while (!order_.empty() && order_.front().first <= tag) {
     const auto it = map_.find(order_.front().second);
-    if (it != map_.end() && it->second.seq <= seq) map_.erase(it);
+    if (it != map_.end() && it->second.tag <= tag) map_.erase(it);
     order_.pop_front();
   }
 }
@@ -174,6 +176,68 @@ void Overlay::clear() {
 std::size_t Overlay::size() const {
   std::shared_lock lock(mu_);
   return map_.size();
+}
+
+std::optional<std::uint64_t> wal_number(const std::string& name) {
+  constexpr std::string_view kSuffix = ".log";
+  if (name.size() <= kSuffix.size() || name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0)
+    return std::nullopt;
+  std::uint64_t n = 0;
+  const char* end = name.data() + name.size() - kSuffix.size();
+  const auto [ptr, ec] = std::from_chars(name.data(), end, n);
+  if (ec != std::errc{} || ptr != end) return std::nullopt;
+  return n;
+}
+
+std::string WalOverlay::apply(const wire::FileOp& op, std::uint64_t seq) {
+  const auto number = wal_number(op.name());
+  if (!number) return "";
+  switch (op.type()) {
+    case wire::FileOp::DELETE: {
+      parsers_.erase(op.name());
+      std::lock_guard lock(mu_);
+      deleted_.emplace_back(seq, *number);
+      return "";
+    }
+    case wire::FileOp::TRUNCATE:
+      return parsers_[op.name()].truncate(op.size());
+    case wire::FileOp::APPEND:
+      return parsers_[op.name()].feed(op.offset(), op.data(),
+                                      [&](std::string_view record) { return overlay_.apply(record, *number); });
+    default:
+      return "";
+  }
+}
+
+std::string WalOverlay::load(const std::string& name, std::string_view data) {
+  const auto number = wal_number(name);
+  if (!number) return name + " is not a WAL file name";
+  auto& parser = parsers_[name];
+  return parser.feed(0, data, [&](std::string_view record) { return overlay_.apply(record, *number); });
+}
+
+void WalOverlay::caught_up(std::uint64_t seq) {
+  std::uint64_t upto = 0;
+  {
+    std::lock_guard lock(mu_);
+    while (!deleted_.empty() && deleted_.front().first <= seq) {
+      upto = std::max(upto, deleted_.front().second);
+      deleted_.pop_front();
+    }
+  }
+  if (upto) overlay_.trim(upto);
+}
+
+bool WalOverlay::trim_pending() const {
+  std::lock_guard lock(mu_);
+  return !deleted_.empty();
+}
+
+void WalOverlay::clear() {
+  overlay_.clear();
+  parsers_.clear();
+  std::lock_guard lock(mu_);
+  deleted_.clear();
 }
 
 }  // namespace fastpath::rubble

@@ -15,6 +15,22 @@ std::string sub_dir(const std::string& db, const char* name) {
   return (std::filesystem::absolute(db) / name).string();
 }
 
+// Operations after which the secondary has something to install (a version
+// edit), or a catch-up frees something (a deleted SST's slot, a deleted
+// WAL's overlay entries).  WAL appends are not among them.
+bool needs_catch_up(const wire::FileOp& op) {
+  switch (op.type()) {
+    case wire::FileOp::DELETE:
+    case wire::FileOp::RENAME:
+      return true;
+    case wire::FileOp::APPEND:
+    case wire::FileOp::TRUNCATE:
+      return op.name().rfind("MANIFEST-", 0) == 0;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 RubbleReplica::RubbleReplica(const NodeOptions& options)
@@ -23,7 +39,8 @@ RubbleReplica::RubbleReplica(const NodeOptions& options)
   applier_ = std::make_unique<MirrorApplier>(mirror_dir_, table_, pool_->header());
   applier_->reset();
   tail_ = options.role == Role::kTail;  // a tail from the start decodes the WAL from the first entry
-  fs_ = std::make_shared<SlotFileSystem>(rocksdb::FileSystem::Default(), mirror_dir_, *pool_, table_);
+  fs_ = std::make_shared<SlotFileSystem>(rocksdb::FileSystem::Default(), mirror_dir_, *pool_, table_,
+                                         /*hide_wal=*/true);
   env_ = rocksdb::NewCompositeEnv(fs_);
 }
 
@@ -34,6 +51,13 @@ RubbleReplica::~RubbleReplica() {
 void RubbleReplica::close_secondary() {
   std::unique_lock lock(db_mu_);
   store_.reset();
+  secondary_open_ = false;
+}
+
+// Without a secondary nothing reads the slots: a deleted SST's slot goes
+// back at once (the rule of slot_fs.h with no catch-up to wait for).
+void RubbleReplica::settle_slots() {
+  table_.end_catch_up(table_.begin_catch_up());
 }
 
 std::string RubbleReplica::reset(const std::string& chain_id) {
@@ -56,8 +80,8 @@ std::string RubbleReplica::reset_locked(const std::string& chain_id) {
   close_secondary();
   applier_->reset();
   table_.reset();
-  overlay_.clear();
-  wal_parsers_.clear();
+  wal_.clear();
+  db_open_ = false;
   applied_ = 0;
   std::error_code ec;
   std::filesystem::remove_all(secondary_dir_, ec);
@@ -82,19 +106,8 @@ std::string RubbleReplica::open_secondary() {
   } catch (const std::exception& e) {
     return e.what();
   }
+  secondary_open_ = true;
   return "";
-}
-
-std::string RubbleReplica::apply_to_overlay(const wire::FileOp& op, std::uint64_t seq) {
-  if (op.name().size() < 4 || op.name().compare(op.name().size() - 4, 4, ".log") != 0) return "";
-  if (op.type() == wire::FileOp::DELETE) {
-    wal_parsers_.erase(op.name());
-    return "";
-  }
-  auto& parser = wal_parsers_[op.name()];
-  if (op.type() == wire::FileOp::TRUNCATE) return parser.truncate(op.size());
-  if (op.type() != wire::FileOp::APPEND) return "";
-  return parser.feed(op.offset(), op.data(), [&](std::string_view record) { return overlay_.apply(record, seq); });
 }
 
 std::string RubbleReplica::apply(const wire::ChainBatch& batch) {
@@ -112,11 +125,14 @@ std::string RubbleReplica::apply(const wire::ChainBatch& batch) {
     }
     if (auto err = applier_->apply(op); !err.empty()) return err;
     if (tail)
-      if (auto err = apply_to_overlay(op, e.seq()); !err.empty()) return "the head's WAL: " + err;
+      if (auto err = wal_.apply(op, e.seq()); !err.empty()) return "the head's WAL: " + err;
     applied_ = e.seq();
-    dirty_ = true;
+    if (needs_catch_up(op)) dirty_ = true;
+    if (op.type() == wire::FileOp::DELETE && !secondary_open_) settle_slots();
     if (op.type() == wire::FileOp::OPEN_DB) {
-      if (auto err = open_secondary(); !err.empty()) return err;
+      db_open_ = true;
+      if (tail)
+        if (auto err = open_secondary(); !err.empty()) return err;
       awaiting_snapshot_ = false;
     }
   }
@@ -127,8 +143,7 @@ std::string RubbleReplica::become_tail() {
   {
     std::lock_guard lock(apply_mu_);
     if (awaiting_snapshot_) return "this replica has not received the head's snapshot yet";
-    overlay_.clear();
-    wal_parsers_.clear();
+    wal_.clear();
     std::vector<std::filesystem::path> wals;
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(mirror_dir_, ec))
@@ -137,26 +152,27 @@ std::string RubbleReplica::become_tail() {
       const auto x = a.filename().string(), y = b.filename().string();
       return x.size() != y.size() ? x.size() < y.size() : x < y;
     });
-    const std::uint64_t seq = applied_.load();
     for (const auto& path : wals) {
       std::ifstream in(path, std::ios::binary);
       const std::string data((std::istreambuf_iterator<char>(in)), {});
-      auto& parser = wal_parsers_[path.filename().string()];
-      if (auto e = parser.feed(0, data, [&](std::string_view rec) { return overlay_.apply(rec, seq); }); !e.empty())
+      if (auto e = wal_.load(path.filename().string(), data); !e.empty())
         return "the head's WAL " + path.string() + ": " + e;
     }
     tail_ = true;
+    if (db_open_ && !secondary_open_)
+      if (auto e = open_secondary(); !e.empty()) return e;
   }
-  // The overlay now holds what the secondary may lack; one catch-up moves it
-  // there (reads are correct either way).
+  // The overlay holds what the secondary may lack; one catch-up installs the
+  // head's latest version (reads are correct either way).
   return catch_up();
 }
 
 void RubbleReplica::become_middle() {
   std::lock_guard lock(apply_mu_);
   tail_ = false;
-  wal_parsers_.clear();
-  overlay_.clear();
+  wal_.clear();
+  close_secondary();
+  settle_slots();
 }
 
 std::map<std::string, SlotFile> RubbleReplica::materialize(const std::string& dir) {
@@ -185,8 +201,9 @@ std::map<std::string, SlotFile> RubbleReplica::materialize(const std::string& di
 }
 
 bool RubbleReplica::catch_up_due() const {
+  if (!dirty_.load() || !secondary_open_.load()) return false;
   const auto since = std::chrono::steady_clock::now().time_since_epoch().count() - last_catch_up_.load();
-  return dirty_.load() && since >= std::chrono::steady_clock::duration(options_.catch_up_interval).count();
+  return since >= std::chrono::steady_clock::duration(options_.catch_up_interval).count();
 }
 
 std::string RubbleReplica::catch_up() {
@@ -197,16 +214,19 @@ std::string RubbleReplica::catch_up() {
   last_catch_up_ = std::chrono::steady_clock::now().time_since_epoch().count();
   const std::uint64_t covered = applied_.load();  // applied before the catch-up begins
   const std::uint64_t ticket = table_.begin_catch_up();
+  const auto start = std::chrono::steady_clock::now();
   const auto st = store_->catch_up();
+  catchup_ns_ += static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
   catchups_++;
   if (!st.ok()) return "the secondary RocksDB could not install the head's changes: " + st.ToString();
   table_.end_catch_up(ticket);
-  overlay_.trim(covered);
+  wal_.caught_up(covered);
   return "";
 }
 
 grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
-  if (const auto recent = overlay_.get(key)) {
+  if (const auto recent = wal_.overlay().get(key)) {
     if (*recent) {
       reply->set_found(true);
       reply->set_value(**recent);
@@ -230,7 +250,7 @@ grpc::Status RubbleReplica::scan(const std::string& start, std::size_t limit, wi
   if (!store_)
     return {grpc::StatusCode::UNAVAILABLE, "this replica has not received the head's database yet: wait for the head"};
   Overlay::KeyValues items;
-  const auto err = overlay_.scan(
+  const auto err = wal_.overlay().scan(
       start, limit, [this] { return store_->iterator(); }, &items);
   if (!err.empty()) return {grpc::StatusCode::INTERNAL, err};
   for (auto& [k, v] : items) {
@@ -245,9 +265,15 @@ void RubbleReplica::fill_stats(wire::StatsReply* r) {
   r->set_slots_total(pool_->header().slot_count);
   r->set_slots_in_use(table_.in_use());
   r->set_catchups(catchups_.load());
-  r->set_overlay_keys(overlay_.size());
+  r->set_catchup_seconds(static_cast<double>(catchup_ns_.load()) / 1e9);
+  r->set_overlay_keys(wal_.overlay().size());
   std::shared_lock lock(db_mu_);
-  if (!store_) return;
+  if (!store_) {  // a middle: the head's live SSTs as its slots hold them
+    const auto files = table_.files();
+    r->set_live_sst_files(files.size());
+    for (const auto& [name, f] : files) r->set_live_sst_bytes(r->live_sst_bytes() + f.size);
+    return;
+  }
   const auto s = store_->stats();
   r->set_flushes(s.flushes);
   r->set_compactions(s.compactions);

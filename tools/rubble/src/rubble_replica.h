@@ -3,21 +3,28 @@
 //
 // The replica never flushes or compacts.  It applies the head's file
 // operations in order to a mirror directory (MANIFEST, WAL, CURRENT as
-// regular files; SSTs as slots of its own pool) and runs RocksDB as a
-// secondary instance on that directory (DB::OpenAsSecondary), which installs
-// the head's version edits and replays its WAL on TryCatchUpWithPrimary().
-// A catch-up makes RocksDB 7.8 build a new version of the LSM tree, whatever
-// changed, so replicas catch up at most once per --catch-up-interval, on the
-// session's worker thread.  The tail also decodes the head's WAL as it
-// arrives into an overlay of recent writes (overlay.h) and reads it before
-// the secondary: it acknowledges a write as soon as it has applied it.
+// regular files; SSTs as slots of its own pool).  The tail runs RocksDB as a
+// secondary instance on that directory (DB::OpenAsSecondary) which sees the
+// MANIFEST and the SSTs but not the WAL, and decodes the head's WAL as it
+// arrives into an overlay of recent writes (overlay.h) that it reads before
+// the secondary: it acknowledges a write as soon as it has applied it, and
+// no write is inserted into a memtable a second time.  The secondary catches
+// up (TryCatchUpWithPrimary: installs the head's version edits; RocksDB 7.8
+// builds a new version of the LSM tree each time) only when the MANIFEST
+// changed or the head deleted a file, and at most once per
+// --catch-up-interval, on the replica's catch-up thread.
+//
+// A middle serves no reads and opens no secondary: it keeps the head's files
+// (mirror and slots) and returns the slot of a deleted SST at once.  It opens
+// the secondary when it becomes the tail.
 //
 // Layout of --db: CHAIN, mirror/ (the head's files), secondary/ (the
 // secondary instance's own LOG), rocksdb/ (once it took over as head).
 //
 // Membership: a replica that becomes the tail (its successor failed, or it
-// joined) rebuilds its overlay from the WAL files in its mirror and catches
-// up once before it serves reads.  A joining replica applies only the
+// joined) rebuilds its overlay from the WAL files in its mirror, opens its
+// secondary and catches up once before it serves reads; a tail that becomes
+// a middle closes it.  A joining replica applies only the
 // operations addressed to its pool (the head's snapshot) until the snapshot
 // ends with its OPEN_DB; everything before that is passed over.  A replica
 // taking over as head copies its mirror and its SSTs (from their slots) into
@@ -63,8 +70,10 @@ class RubbleReplica {
   // Applies the batch's file operations in order (the tail: also to its
   // overlay).
   std::string apply(const wire::ChainBatch& batch);
-  // Serve reads: overlay from the mirrored WALs, one catch-up.  "" or why not.
+  // Serve reads: overlay from the mirrored WALs, the secondary opened and
+  // caught up.  "" or why not.
   std::string become_tail();
+  // No reads any more: drops the overlay, closes the secondary.
   void become_middle();
   // Has the head's database (a joining replica: its snapshot is complete).
   bool synced() const { return !awaiting_snapshot_.load(); }
@@ -76,7 +85,8 @@ class RubbleReplica {
   // the live SSTs into dir (emptied first).  Returns the SSTs and their
   // slots.  Throws std::runtime_error.
   std::map<std::string, SlotFile> materialize(const std::string& dir);
-  // Whether changes wait and the last catch-up is --catch-up-interval old.
+  // Whether the MANIFEST changed or a file was deleted since the last
+  // catch-up, and that catch-up is --catch-up-interval old.
   bool catch_up_due() const;
   // Catches up when due (the session's worker).
   std::string tick() { return catch_up_due() ? catch_up() : ""; }
@@ -89,9 +99,9 @@ class RubbleReplica {
  private:
   std::string open_secondary();
   std::string catch_up();
-  std::string apply_to_overlay(const wire::FileOp& op, std::uint64_t seq);
   std::string reset_locked(const std::string& chain_id);
   void close_secondary();
+  void settle_slots();
 
   const NodeOptions options_;
   const std::string mirror_dir_;
@@ -104,15 +114,17 @@ class RubbleReplica {
   std::atomic<bool> awaiting_snapshot_{false};
   std::shared_ptr<SlotFileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
-  std::shared_mutex db_mu_;                                       // exclusive: open/close the secondary; shared: use it
-  std::unique_ptr<Store> store_;                                  // guarded by db_mu_
-  std::mutex catch_up_mu_;                                        // one TryCatchUpWithPrimary at a time
+  std::shared_mutex db_mu_;                  // exclusive: open/close the secondary; shared: use it
+  std::unique_ptr<Store> store_;             // guarded by db_mu_
+  std::atomic<bool> secondary_open_{false};  // store_ != nullptr; changes under apply_mu_
+  std::atomic<bool> db_open_{false};         // the head's database is in the mirror (OPEN_DB applied)
+  std::mutex catch_up_mu_;                   // one TryCatchUpWithPrimary at a time
   std::atomic<std::chrono::steady_clock::rep> last_catch_up_{0};  // steady_clock ticks
-  std::atomic<bool> dirty_{false};                                // operations applied since the last catch-up
-  std::atomic<std::uint64_t> applied_{0};                         // last entry applied to the mirror
+  std::atomic<bool> dirty_{false};         // MANIFEST changed or a file deleted since the last catch-up
+  std::atomic<std::uint64_t> applied_{0};  // last entry applied to the mirror
   std::atomic<std::uint64_t> catchups_{0};
-  Overlay overlay_;                               // tail only
-  std::map<std::string, WalParser> wal_parsers_;  // tail only; guarded by apply_mu_
+  std::atomic<std::uint64_t> catchup_ns_{0};  // time spent in TryCatchUpWithPrimary
+  WalOverlay wal_;                            // tail only; apply/load/clear under apply_mu_
 };
 
 }  // namespace fastpath::rubble

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -164,8 +165,22 @@ IOStatus not_installed(const std::string& name) {
 }  // namespace
 
 SlotFileSystem::SlotFileSystem(std::shared_ptr<rocksdb::FileSystem> base, std::string dir, const Pool& pool,
-                               SlotTable& table)
-    : FileSystemWrapper(std::move(base)), dir_(std::move(dir)), pool_(pool), table_(table) {}
+                               SlotTable& table, bool hide_wal)
+    : FileSystemWrapper(std::move(base)), dir_(std::move(dir)), pool_(pool), table_(table), hide_wal_(hide_wal) {}
+
+namespace {
+
+bool is_wal(const std::string& name) {
+  return name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0;
+}
+
+}  // namespace
+
+bool SlotFileSystem::hidden(const std::string& path) const {
+  if (!hide_wal_) return false;
+  const auto name = name_in_dir(path, dir_);
+  return name && is_wal(*name);
+}
 
 std::optional<std::string> SlotFileSystem::sst_name(const std::string& path) const {
   auto name = name_in_dir(path, dir_);
@@ -188,11 +203,13 @@ IOStatus SlotFileSystem::NewSequentialFile(const std::string& f, const rocksdb::
                                            std::unique_ptr<rocksdb::FSSequentialFile>* r,
                                            rocksdb::IODebugContext* dbg) {
   if (sst_name(f)) return IOStatus::NotSupported("rubble replicas read SST slots only at random");
+  if (hidden(f)) return IOStatus::PathNotFound(f + ": the WAL is not replayed by this replica's secondary");
   return target()->NewSequentialFile(f, o, r, dbg);
 }
 
 IOStatus SlotFileSystem::FileExists(const std::string& f, const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) {
   const auto name = sst_name(f);
+  if (hidden(f)) return IOStatus::NotFound();
   if (!name) return target()->FileExists(f, o, dbg);
   return table_.find(*name) ? IOStatus::OK() : IOStatus::NotFound();
 }
@@ -220,6 +237,7 @@ IOStatus SlotFileSystem::GetChildren(const std::string& dir, const rocksdb::IOOp
                                      rocksdb::IODebugContext* dbg) {
   auto st = target()->GetChildren(dir, o, r, dbg);
   if (!st.ok() || !same_dir(dir, dir_)) return st;
+  if (hide_wal_) r->erase(std::remove_if(r->begin(), r->end(), is_wal), r->end());
   for (const auto& [name, file] : table_.files()) r->push_back(name);
   return st;
 }
@@ -229,6 +247,7 @@ IOStatus SlotFileSystem::GetChildrenFileAttributes(const std::string& dir, const
                                                    rocksdb::IODebugContext* dbg) {
   auto st = target()->GetChildrenFileAttributes(dir, o, r, dbg);
   if (!st.ok() || !same_dir(dir, dir_)) return st;
+  if (hide_wal_) r->erase(std::remove_if(r->begin(), r->end(), [](const auto& a) { return is_wal(a.name); }), r->end());
   for (const auto& [name, file] : table_.files()) r->push_back(rocksdb::FileAttributes{name, file.size});
   return st;
 }

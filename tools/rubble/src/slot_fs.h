@@ -17,7 +17,9 @@
 // SlotFileSystem: the file system the secondary RocksDB sees.  SST files in
 // the mirror directory are served from their slots (O_DIRECT reads); every
 // other file (MANIFEST, WAL, CURRENT) is a regular file in the mirror
-// directory, written by MirrorApplier from the head's operations.
+// directory, written by MirrorApplier from the head's operations.  With
+// hide_wal, the WAL files are not there for the secondary (it replays no
+// WAL into memtables: the rubble tail reads recent writes from its overlay).
 #pragma once
 
 #include <rocksdb/file_system.h>
@@ -90,7 +92,8 @@ class SlotTable {
 
 class SlotFileSystem : public rocksdb::FileSystemWrapper {
  public:
-  SlotFileSystem(std::shared_ptr<rocksdb::FileSystem> base, std::string dir, const Pool& pool, SlotTable& table);
+  SlotFileSystem(std::shared_ptr<rocksdb::FileSystem> base, std::string dir, const Pool& pool, SlotTable& table,
+                 bool hide_wal = false);
 
   static const char* kClassName() { return "RubbleSlotFileSystem"; }
   const char* Name() const override { return kClassName(); }
@@ -115,10 +118,12 @@ class SlotFileSystem : public rocksdb::FileSystemWrapper {
 
  private:
   std::optional<std::string> sst_name(const std::string& path) const;
+  bool hidden(const std::string& path) const;
 
   const std::string dir_;
   const Pool& pool_;
   SlotTable& table_;
+  const bool hide_wal_;
 };
 
 // Applies the head's file operations, in order, to the mirror directory and
