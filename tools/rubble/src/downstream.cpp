@@ -3,6 +3,7 @@
 
 #include <future>
 
+#include "client.h"
 #include "fastpath/report.h"
 #include "procstat.h"
 
@@ -21,33 +22,58 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& addr) {
 }
 
 Downstream::Downstream(std::string addr, std::chrono::milliseconds timeout)
-    : addr_(std::move(addr)),
-      timeout_(timeout),
-      channel_(make_channel(addr_)),
-      stub_(wire::Rubble::NewStub(channel_)) {}
+    : addr_(std::move(addr)), timeout_(timeout) {}
 
 Downstream::~Downstream() {
   close();
 }
 
 std::string Downstream::connect() {
-  if (channel_->WaitForConnected(std::chrono::system_clock::now() + timeout_)) return "";
-  return "cannot reach the successor at " + addr_ + " within " + fixed(timeout_.count() / 1000.0, 1) +
-         " s: start the chain from the tail (tail, then middle, then head), or fix --next";
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  std::string why;
+  for (;;) {
+    wire::NodeState st;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto status = ChainClient::state(addr_, &st, std::max(left, std::chrono::milliseconds(100)));
+    if (status.ok() && !st.link_addr().empty()) {
+      link_addr_ = st.link_addr();
+      return "";
+    }
+    why = status.ok() ? "it reports no chain link address (an older rubble-node?)" : describe(status);
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return "cannot reach the successor at " + addr_ + " within " + fixed(timeout_.count() / 1000.0, 1) + " s (" + why +
+         "): start the chain from the tail (tail, then middle, then head), or fix --next";
+}
+
+void Downstream::cancel() {
+  cancelled_ = true;
+  std::lock_guard lock(socket_mu_);
+  if (socket_) socket_->shutdown();
 }
 
 std::string Downstream::open(const wire::Hello& hello, wire::ChainAck* reply, AckFn on_ack, EndFn on_end) {
   on_ack_ = std::move(on_ack);
   on_end_ = std::move(on_end);
-  stream_ = stub_->Replicate(&ctx_);
+  if (link_addr_.empty())
+    if (auto e = connect(); !e.empty()) return e;
+  std::unique_ptr<LinkSocket> socket;
+  if (auto e = connect_link(link_addr_, timeout_, &socket); !e.empty()) return "the successor at " + addr_ + ": " + e;
+  {
+    std::lock_guard lock(socket_mu_);
+    socket_ = std::move(socket);
+    if (cancelled_) socket_->shutdown();
+  }
   wire::ChainBatch first;
   *first.mutable_hello() = hello;
-  if (!stream_->Write(first)) return "the successor at " + addr_ + " closed the connection before the Hello";
+  if (!socket_->write(first)) return "the successor at " + addr_ + " closed the connection before the Hello";
   auto promise = std::make_shared<std::promise<wire::ChainAck>>();
   auto answer = promise->get_future();
   reader_ = std::thread([this, promise] { read_loop(promise); });
   if (answer.wait_for(timeout_) != std::future_status::ready) {
-    ctx_.TryCancel();
+    cancel();
     return "the successor at " + addr_ + " did not answer the Hello in time: is it overloaded or stuck?";
   }
   *reply = answer.get();
@@ -61,7 +87,7 @@ void Downstream::read_loop(std::shared_ptr<std::promise<wire::ChainAck>> first) 
   wire::ChainAck ack;
   bool answered = false;
   std::string why;
-  while (stream_->Read(&ack)) {
+  while (socket_->read(&ack)) {
     if (!answered) {
       answered = true;
       first->set_value(ack);
@@ -77,12 +103,16 @@ void Downstream::read_loop(std::shared_ptr<std::promise<wire::ChainAck>> first) 
   }
   if (!answered) {
     wire::ChainAck none;
-    none.set_error("the successor at " + addr_ + " closed the replication stream before answering the Hello");
+    none.set_error("the successor at " + addr_ + " closed the replication stream before answering the Hello" +
+                   (socket_->error().empty() ? "" : " (" + socket_->error() + ")"));
     ended_ = true;
     first->set_value(none);
     return;
   }
-  end(why.empty() ? "the successor at " + addr_ + " closed the replication stream (did it exit?)" : why);
+  if (why.empty())
+    why = "the successor at " + addr_ + " closed the replication stream (did it exit?)" +
+          (socket_->error().empty() ? "" : ": " + socket_->error());
+  end(why);
 }
 
 void Downstream::end(const std::string& why) {
@@ -91,9 +121,9 @@ void Downstream::end(const std::string& why) {
 }
 
 bool Downstream::write(const wire::ChainBatch& batch) {
-  if (ended_.load() || !stream_) return false;
-  if (!stream_->Write(batch)) return false;
-  bytes_sent_ += batch.GetCachedSize();  // computed when gRPC serialised it
+  if (ended_.load() || !socket_) return false;
+  if (!socket_->write(batch)) return false;
+  bytes_sent_ += batch.GetCachedSize();  // computed when the link serialised it
   return true;
 }
 
@@ -101,11 +131,9 @@ void Downstream::close() {
   std::lock_guard lock(close_mu_);
   if (closed_) return;
   closed_ = true;
-  if (!stream_) return;
   ended_ = true;  // no on_end after an intended close
-  ctx_.TryCancel();
+  cancel();
   if (reader_.joinable()) reader_.join();
-  stream_->Finish().IgnoreError();
 }
 
 }  // namespace fastpath::rubble

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-// The client side of the Replicate stream from a node to its successor.
+// The sending side of the chain link from a node to its successor (link.h):
+// ChainBatch messages down, ChainAck messages up, over one TCP connection to
+// the successor's link address, which its State reports.
 //
 // Threading: write() is called by one thread at a time (the node's sender or
 // its upstream reader); an internal reader thread delivers acknowledgements
@@ -20,6 +22,7 @@
 #include <string>
 #include <thread>
 
+#include "link.h"
 #include "rubble.grpc.pb.h"
 
 namespace fastpath::rubble {
@@ -39,16 +42,16 @@ class Downstream {
   Downstream(const Downstream&) = delete;
   Downstream& operator=(const Downstream&) = delete;
 
-  // Waits up to the timeout until the successor accepts connections.
-  // "" or why not, with what to do.
+  // Waits up to the timeout until the successor answers and learns its link
+  // address.  "" or why not, with what to do.
   std::string connect();
-  // Opens the stream and sends hello; waits up to the timeout for the
+  // Connects the link and sends hello; waits up to the timeout for the
   // successor's reply (stored in reply).  "" when the successor accepted.
   std::string open(const wire::Hello& hello, wire::ChainAck* reply, AckFn on_ack, EndFn on_end);
   // False once the stream has ended.
   bool write(const wire::ChainBatch& batch);
   // Aborts the stream (a blocked write returns); any thread, any time.
-  void cancel() { ctx_.TryCancel(); }
+  void cancel();
   bool ended() const { return ended_.load(); }
   // write() fails from now on (callers serialise it with their writes).
   void stop_writes() { ended_ = true; }
@@ -63,10 +66,10 @@ class Downstream {
 
   const std::string addr_;
   const std::chrono::milliseconds timeout_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<wire::Rubble::Stub> stub_;
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<wire::ChainBatch, wire::ChainAck>> stream_;
+  std::string link_addr_;  // from the successor's State
+  std::mutex socket_mu_;   // guards socket_ being set (cancel may race with open)
+  std::unique_ptr<LinkSocket> socket_;
+  std::atomic<bool> cancelled_{false};
   AckFn on_ack_;
   EndFn on_end_;
   std::thread reader_;

@@ -114,7 +114,9 @@ std::string Node::listen() {
     throw std::runtime_error("cannot listen on " + options_.listen +
                              ": the port is in use or the address is not local; pick another --listen");
   const auto colon = options_.listen.rfind(':');
-  return options_.listen.substr(0, colon) + ":" + std::to_string(port);
+  const std::string host = options_.listen.substr(0, colon);
+  link_ = std::make_unique<LinkListener>(host, [this](LinkSocket& l) { on_link(l); });
+  return host + ":" + std::to_string(port);
 }
 
 void Node::stop() {
@@ -127,6 +129,7 @@ void Node::stop() {
   // Waiting writes are answered first: the server's shutdown waits for them.
   if (auto h = head()) h->stop("the head is shutting down");
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  if (link_) link_->stop();  // ends the predecessor's stream
   if (forwarder_) forwarder_->shutdown();
   std::shared_ptr<Head> h;
   std::shared_ptr<Replica> r;
@@ -238,22 +241,22 @@ grpc::Status Node::Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::
   return grpc::Status::OK;
 }
 
-grpc::Status Node::Replicate(grpc::ServerContext* ctx,
-                             grpc::ServerReaderWriter<wire::ChainAck, wire::ChainBatch>* stream) {
+// A predecessor's chain link connection (on the LinkListener's thread).
+void Node::on_link(LinkSocket& link) {
   auto r = replica();
-  if (!r) {
-    wire::ChainAck no;
-    no.set_error("the node at " + address_ + " is the " + role() +
-                 (head() ? ": a head has no predecessor; fix the --next of the node that points here"
-                         : ": it takes no predecessor"));
-    stream->Write(no);
-    return {grpc::StatusCode::FAILED_PRECONDITION, no.error()};
-  }
-  return r->replicate(ctx, stream);
+  if (r) return r->replicate(link);
+  wire::ChainBatch first;
+  if (!link.read(&first)) return;
+  wire::ChainAck no;
+  no.set_error("the node at " + address_ + " is the " + role() +
+               (head() ? ": a head has no predecessor; fix the --next of the node that points here"
+                       : ": it takes no predecessor"));
+  link.write(no);
 }
 
 void Node::fill_state(wire::NodeState* st) const {
   st->set_addr(address_);
+  if (link_) st->set_link_addr(link_->address());
   st->set_role(role());
   st->set_mode(to_string(options_.mode));
   {

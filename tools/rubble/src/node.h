@@ -32,6 +32,7 @@
 
 #include "forwarder.h"
 #include "head.h"
+#include "link.h"
 #include "options.h"
 #include "replica.h"
 #include "rubble.grpc.pb.h"
@@ -62,13 +63,13 @@ class Node final : public NodeService {
   grpc::Status Get(grpc::ServerContext*, const wire::GetRequest*, wire::GetReply*) override;
   grpc::Status Scan(grpc::ServerContext*, const wire::ScanRequest*, wire::ScanReply*) override;
   grpc::Status Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::StatsReply*) override;
-  grpc::Status Replicate(grpc::ServerContext*, grpc::ServerReaderWriter<wire::ChainAck, wire::ChainBatch>*) override;
   grpc::Status State(grpc::ServerContext*, const wire::StateRequest*, wire::NodeState*) override;
   grpc::Status Reconfigure(grpc::ServerContext*, const wire::View*, wire::NodeState*) override;
   grpc::Status AddReplica(grpc::ServerContext*, const wire::Member*, wire::AddReplicaReply*) override;
 
  private:
   std::string listen();
+  void on_link(LinkSocket& link);
   Identity head_identity(const std::optional<Identity>& found) const;
   std::shared_ptr<Head> head() const;
   std::shared_ptr<Replica> replica() const;
@@ -102,6 +103,7 @@ class Node final : public NodeService {
 
   std::mutex reconfig_mu_;  // one role change at a time
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<LinkListener> link_;  // predecessors connect here
   std::atomic<std::uint64_t> reply_bytes_sent_{0};
 
   std::mutex maint_mu_;

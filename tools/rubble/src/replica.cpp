@@ -21,15 +21,16 @@ constexpr std::size_t kSnapshotChunk = 1 << 20;
 // the stream's handler, the Forwarder's threads and the ticker.
 class Session {
  public:
-  Session(grpc::ServerContext* ctx, Replica::Stream* stream, LocalIdentity local, std::atomic<std::uint64_t>& sent)
-      : proto(std::move(local)), ctx_(ctx), stream_(stream), sent_(sent) {}
+  Session(LinkSocket& link, LocalIdentity local, std::atomic<std::uint64_t>& sent)
+      : proto(std::move(local)), link_(link), sent_(sent) {}
 
-  bool read(wire::ChainBatch* batch) { return stream_->Read(batch); }
+  bool read(wire::ChainBatch* batch) { return link_.read(batch); }
+  std::size_t last_read() const { return link_.last_read_bytes(); }
 
   bool send(const wire::ChainAck& ack) {
     std::lock_guard lock(write_mu_);
-    if (!open_ || !stream_->Write(ack)) return false;
-    sent_ += ack.ByteSizeLong();
+    if (!open_ || !link_.write(ack)) return false;
+    sent_ += ack.GetCachedSize();
     return true;
   }
 
@@ -44,7 +45,7 @@ class Session {
     wire::ChainAck ack;
     ack.set_error(why);
     send(ack);
-    ctx_->TryCancel();
+    link_.shutdown();
   }
 
   std::string failure() const {
@@ -61,8 +62,7 @@ class Session {
   ReplicaSession proto;
 
  private:
-  grpc::ServerContext* ctx_;
-  Replica::Stream* stream_;
+  LinkSocket& link_;
   std::atomic<std::uint64_t>& sent_;
   std::mutex write_mu_;
   bool open_ = true;  // guarded by write_mu_
@@ -133,15 +133,14 @@ wire::Member Replica::self_member() const {
   return m;
 }
 
-grpc::Status Replica::replicate(grpc::ServerContext* ctx, Stream* stream) {
+void Replica::replicate(LinkSocket& link) {
   const auto refuse = [&](const std::string& e) {
     wire::ChainAck no;
     no.set_error(e);
-    stream->Write(no);
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, e);
+    link.write(no);
   };
   wire::ChainBatch first;
-  if (!stream->Read(&first)) return grpc::Status::OK;
+  if (!link.read(&first)) return;
   if (!first.has_hello() || first.entries_size() > 0)
     return refuse(who() + ": protocol error: a replication stream must start with a Hello and nothing else");
   const auto& hello = first.hello();
@@ -161,7 +160,7 @@ grpc::Status Replica::replicate(grpc::ServerContext* ctx, Stream* stream) {
   std::unique_lock session(session_mu_, std::defer_lock);
   if (!session.try_lock_for(std::chrono::seconds(5)))
     return refuse(who() + ": the previous replication stream did not end in time");
-  Session s(ctx, stream, local_identity(), ack_bytes_sent_);
+  Session s(link, local_identity(), ack_bytes_sent_);
   std::string e = begin_session(s, hello);
   if (!e.empty()) return refuse(e);
   {
@@ -171,27 +170,27 @@ grpc::Status Replica::replicate(grpc::ServerContext* ctx, Stream* stream) {
     current_epoch_ = epoch;
     current_sender_ = hello.sender();
   }
-  auto st = run_session(s);
+  const auto err = run_session(s);
   {
     std::lock_guard lock(current_mu_);
     if (current_ == &s) current_ = nullptr;
   }
   s.close();
-  return st;
+  (void)err;  // the predecessor has it (the error acknowledgement)
 }
 
-grpc::Status Replica::run_session(Session& s) {
+std::string Replica::run_session(Session& s) {
   std::string err;
   for (;;) {
     auto batch = std::make_shared<wire::ChainBatch>();
     if (!err.empty() || !s.read(batch.get())) break;
-    bytes_received_ += batch->ByteSizeLong();
+    bytes_received_ += s.last_read();
     err = on_batch(s, batch);
   }
   if (err.empty()) err = s.failure();
-  if (err.empty()) return grpc::Status::OK;
+  if (err.empty()) return "";
   s.fail(err);
-  return {grpc::StatusCode::ABORTED, err};
+  return err;
 }
 
 std::string Replica::begin_session(Session& s, const wire::Hello& hello) {

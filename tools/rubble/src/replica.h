@@ -31,6 +31,7 @@
 #include "chain.h"
 #include "forwarder.h"
 #include "identity.h"
+#include "link.h"
 #include "options.h"
 #include "rubble.grpc.pb.h"
 #include "store.h"
@@ -42,8 +43,6 @@ class Session;
 
 class Replica {
  public:
-  using Stream = grpc::ServerReaderWriter<wire::ChainAck, wire::ChainBatch>;
-
   // What the replica asks of its node.
   struct Hooks {
     std::function<wire::View()> view;                     // the node's current view
@@ -62,7 +61,9 @@ class Replica {
   // The address the server is bound to.
   void set_address(std::string address) { address_ = std::move(address); }
 
-  grpc::Status replicate(grpc::ServerContext* ctx, Stream* stream);
+  // One replication stream from a predecessor, on a chain link connection;
+  // returns when the stream ends.
+  void replicate(LinkSocket& link);
   grpc::Status get(const std::string& key, wire::GetReply* reply);
   grpc::Status scan(const std::string& start, std::size_t limit, wire::ScanReply* reply);
   void fill_stats(wire::StatsReply* reply);
@@ -95,7 +96,7 @@ class Replica {
   wire::Member self_member() const;
 
  private:
-  grpc::Status run_session(Session& s);
+  std::string run_session(Session& s);
   std::string begin_session(Session& s, const wire::Hello& hello);
   std::string connect_successor(const wire::Hello& hello, wire::ChainAck* reply);
   std::string adopt_chain(const wire::Hello& hello);
