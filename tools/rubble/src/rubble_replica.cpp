@@ -11,6 +11,9 @@ namespace fastpath::rubble {
 
 namespace {
 
+// A catch-up waits at least this many times as long as the last one took.
+constexpr int kCatchUpSpacing = 20;
+
 std::string sub_dir(const std::string& db, const char* name) {
   return (std::filesystem::absolute(db) / name).string();
 }
@@ -203,7 +206,8 @@ std::map<std::string, SlotFile> RubbleReplica::materialize(const std::string& di
 bool RubbleReplica::catch_up_due() const {
   if (!dirty_.load() || !secondary_open_.load()) return false;
   const auto since = std::chrono::steady_clock::now().time_since_epoch().count() - last_catch_up_.load();
-  return since >= std::chrono::steady_clock::duration(options_.catch_up_interval).count();
+  return since >= std::max<std::chrono::steady_clock::rep>(
+                      std::chrono::steady_clock::duration(options_.catch_up_interval).count(), catch_up_gap_.load());
 }
 
 std::string RubbleReplica::catch_up() {
@@ -216,8 +220,9 @@ std::string RubbleReplica::catch_up() {
   const std::uint64_t ticket = table_.begin_catch_up();
   const auto start = std::chrono::steady_clock::now();
   const auto st = store_->catch_up();
-  catchup_ns_ += static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+  const auto took = std::chrono::steady_clock::now() - start;
+  catchup_ns_ += static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+  catch_up_gap_ = kCatchUpSpacing * took.count();
   catchups_++;
   if (!st.ok()) return "the secondary RocksDB could not install the head's changes: " + st.ToString();
   table_.end_catch_up(ticket);

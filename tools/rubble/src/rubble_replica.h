@@ -86,7 +86,10 @@ class RubbleReplica {
   // slots.  Throws std::runtime_error.
   std::map<std::string, SlotFile> materialize(const std::string& dir);
   // Whether the MANIFEST changed or a file was deleted since the last
-  // catch-up, and that catch-up is --catch-up-interval old.
+  // catch-up, and that catch-up began at least --catch-up-interval ago, and
+  // at least 20 times as long ago as it lasted (a catch-up builds a new
+  // version of the whole LSM tree: this keeps it under 5% of a core however
+  // many SSTs there are).
   bool catch_up_due() const;
   // Catches up when due (the session's worker).
   std::string tick() { return catch_up_due() ? catch_up() : ""; }
@@ -119,7 +122,8 @@ class RubbleReplica {
   std::atomic<bool> secondary_open_{false};  // store_ != nullptr; changes under apply_mu_
   std::atomic<bool> db_open_{false};         // the head's database is in the mirror (OPEN_DB applied)
   std::mutex catch_up_mu_;                   // one TryCatchUpWithPrimary at a time
-  std::atomic<std::chrono::steady_clock::rep> last_catch_up_{0};  // steady_clock ticks
+  std::atomic<std::chrono::steady_clock::rep> last_catch_up_{0};  // steady_clock ticks: when the last one began
+  std::atomic<std::chrono::steady_clock::rep> catch_up_gap_{0};   // ticks until the next may begin
   std::atomic<bool> dirty_{false};         // MANIFEST changed or a file deleted since the last catch-up
   std::atomic<std::uint64_t> applied_{0};  // last entry applied to the mirror
   std::atomic<std::uint64_t> catchups_{0};
