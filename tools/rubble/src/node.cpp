@@ -20,6 +20,8 @@ namespace fastpath::rubble {
 
 namespace {
 
+constexpr int kMaxIdleServerThreads = 32;
+
 bool same_view(const wire::View& a, const wire::View& b) {
   return a.SerializeAsString() == b.SerializeAsString();
 }
@@ -108,6 +110,11 @@ std::string Node::listen() {
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
+  // Synchronous methods (Get, Scan, State...): a server thread that has
+  // answered stays to poll for the next request instead of exiting once
+  // more than two are idle (gRPC's default), which with a few concurrent
+  // readers meant creating and destroying a thread for most reads.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdleServerThreads);
   builder.RegisterService(this);
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0)

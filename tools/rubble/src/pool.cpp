@@ -163,6 +163,9 @@ std::unique_ptr<Pool> Pool::format(const std::string& path, std::uint64_t slot_s
   h.chain_id = old && old->slot_size == slot_size ? old->chain_id : "";
   auto pool = std::make_unique<Pool>(Private{}, path, std::move(fd), h);
   pool->write_header();
+  pool->cached_fd_ = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!pool->cached_fd_) throw std::runtime_error("cannot open pool " + path + ": " + errno_text(errno));
+  ::posix_fadvise(pool->cached_fd_.get(), 0, 0, POSIX_FADV_RANDOM);  // no readahead into other slots
   return pool;
 }
 
@@ -228,6 +231,27 @@ long Pool::read_slot(std::uint32_t slot, std::uint64_t offset, std::size_t n, ch
   }
   std::memcpy(dst, bounce.data() + (offset - start), n);
   return static_cast<long>(n);
+}
+
+long Pool::read_cached(std::uint32_t slot, std::uint64_t offset, std::size_t n, char* dst) const {
+  if (!cached_fd_) return read_slot(slot, offset, n, dst);
+  if (slot >= header_.slot_count || offset + n > header_.slot_size) return -EINVAL;
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r =
+        ::pread(cached_fd_.get(), dst + got, n - got, static_cast<off_t>(slot_offset(slot) + offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -errno;
+    if (r == 0) return -EIO;
+    got += static_cast<std::size_t>(r);
+  }
+  return static_cast<long>(n);
+}
+
+void Pool::drop_cached(std::uint32_t slot) const {
+  if (!cached_fd_ || slot >= header_.slot_count) return;
+  ::posix_fadvise(cached_fd_.get(), static_cast<off_t>(slot_offset(slot)), static_cast<off_t>(header_.slot_size),
+                  POSIX_FADV_DONTNEED);
 }
 
 }  // namespace fastpath::rubble

@@ -9,6 +9,16 @@
 // S = SST target size + 1 MiB, rounded up to 4 KiB (as in the published
 // prototype).  The replica that owns the pool formats it; the head opens it
 // and writes each finished SST into a slot with one O_DIRECT|O_DSYNC write.
+//
+// The replica reads its slots through the page cache (read_cached), like a
+// baseline replica reads its own SSTs, with readahead off.  The head's
+// writes (remote ones over NVMe-oF in particular) do not go through that
+// page cache, so the pages of a slot may be stale once the head reuses it;
+// drop_cached(slot) must run before the new occupant is first read, and
+// after the head has written it (SlotFileSystem does it when RocksDB opens
+// the SST, which follows its INSTALL_SST, which follows the head's write).
+// Pages cannot straddle two slots (4 KiB-aligned), and without readahead
+// only explicit reads of installed SSTs bring a slot's pages in.
 #pragma once
 
 #include "fastpath/unique_fd.h"
@@ -85,15 +95,20 @@ class Pool {
   // Writes len bytes (a multiple of kBlock, at most the slot size) from an
   // aligned buffer into slot with one write.  "" or the error.
   std::string write_slot(std::uint32_t slot, const char* data, std::size_t len);
-  // Reads n bytes at offset inside slot into dst (any alignment).  Returns n,
-  // or -errno.
+  // Reads n bytes at offset inside slot into dst (any alignment) with
+  // O_DIRECT.  Returns n, or -errno.
   long read_slot(std::uint32_t slot, std::uint64_t offset, std::size_t n, char* dst) const;
+  // The same through the page cache (replica side only; see the top).
+  long read_cached(std::uint32_t slot, std::uint64_t offset, std::size_t n, char* dst) const;
+  // Forgets the page cache's copy of slot.
+  void drop_cached(std::uint32_t slot) const;
 
  private:
   void write_header();
 
   const std::string path_;
   UniqueFd fd_;
+  UniqueFd cached_fd_;  // replica side: buffered reads, POSIX_FADV_RANDOM
   PoolHeader header_;
 };
 

@@ -143,7 +143,7 @@ class SlotReader : public rocksdb::FSRandomAccessFile {
       return IOStatus::OK();
     }
     n = std::min<std::uint64_t>(n, file_.size - offset);
-    const long got = pool_.read_slot(file_.slot, offset, n, scratch);
+    const long got = pool_.read_cached(file_.slot, offset, n, scratch);
     if (got < 0)
       return IOStatus::IOError("reading " + name_ + " from slot " + std::to_string(file_.slot) + " of pool " +
                                pool_.path() + ": " + std::strerror(static_cast<int>(-got)));
@@ -195,6 +195,10 @@ IOStatus SlotFileSystem::NewRandomAccessFile(const std::string& f, const rocksdb
   if (!name) return target()->NewRandomAccessFile(f, o, r, dbg);
   const auto file = table_.open_reader(*name);
   if (!file) return not_installed(*name);
+  // The first reader of this SST: the page cache may still hold the slot's
+  // previous occupant (pool.h).  A second reader of the same SST just reads
+  // it again.
+  pool_.drop_cached(file->slot);
   *r = std::make_unique<SlotReader>(pool_, table_, *name, *file);
   return IOStatus::OK();
 }

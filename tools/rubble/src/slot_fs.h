@@ -15,7 +15,8 @@
 // version edits can still open it.
 //
 // SlotFileSystem: the file system the secondary RocksDB sees.  SST files in
-// the mirror directory are served from their slots (O_DIRECT reads); every
+// the mirror directory are served from their slots (through the page cache;
+// opening an SST drops the slot's cached pages first, see pool.h); every
 // other file (MANIFEST, WAL, CURRENT) is a regular file in the mirror
 // directory, written by MirrorApplier from the head's operations.  With
 // hide_wal, the WAL files are not there for the secondary (it replays no

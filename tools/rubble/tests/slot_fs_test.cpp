@@ -5,6 +5,10 @@
 // and malformed ones are refused.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -136,4 +140,55 @@ TEST(MirrorApplier, MalformedOperationsAreRefused) {
   bad.set_target("../x");
   EXPECT_NE(m.apply(bad), "");
   EXPECT_FALSE(std::filesystem::exists(d.path() + "/../escape"));
+}
+
+// Pages of the pool file in [offset, offset + len) that are in the page cache.
+static std::size_t resident_pages(const std::string& path, std::uint64_t offset, std::size_t len) {
+  fastpath::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  void* map = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd.get(), static_cast<off_t>(offset));
+  if (map == MAP_FAILED) return 0;
+  const std::size_t pages = (len + 4095) / 4096;
+  std::vector<unsigned char> vec(pages);
+  std::size_t n = 0;
+  if (::mincore(map, len, vec.data()) == 0)
+    for (auto v : vec) n += v & 1;
+  ::munmap(map, len);
+  return n;
+}
+
+// A replica reads its slots through the page cache, and a slot's cached
+// pages go when the next SST installed in it is opened: the head's writes
+// (over NVMe-oF: not through this page cache) would otherwise be hidden by
+// the previous occupant's pages.
+TEST(SlotFileSystem, ReadsAreCachedAndAReusedSlotStartsUncached) {
+  TempDir d;
+  const std::string path = d.path() + "/pool", mirror = d.path() + "/mirror";
+  std::filesystem::create_directories(mirror);
+  constexpr std::uint64_t kSst = 64 << 10;
+  auto replica = Pool::format(path, slot_size_for(kSst), 4);
+  auto head = Pool::open(path, slot_size_for(kSst));
+  AlignedBuffer data(kSst);
+  std::memset(data.data(), 'A', kSst);
+  ASSERT_EQ(head->write_slot(2, data.data(), kSst), "");
+  SlotTable table;
+  ASSERT_EQ(table.install("000007.sst", {2, kSst}), "");
+  SlotFileSystem fs(rocksdb::FileSystem::Default(), mirror, *replica, table);
+  std::unique_ptr<rocksdb::FSRandomAccessFile> f;
+  ASSERT_TRUE(fs.NewRandomAccessFile(mirror + "/000007.sst", {}, &f, nullptr).ok());
+  std::string scratch(kSst, '\0');
+  rocksdb::Slice got;
+  ASSERT_TRUE(f->Read(0, kSst, {}, &got, scratch.data(), nullptr).ok());
+  EXPECT_EQ(got.ToString(), std::string(kSst, 'A'));
+  const std::uint64_t at = replica->slot_offset(2);
+  EXPECT_EQ(resident_pages(path, at, kSst), kSst / 4096) << "slot reads go through the page cache";
+  EXPECT_EQ(resident_pages(path, at + kSst, 64 << 10), 0u) << "no readahead into the next bytes or slot";
+
+  // The head deletes it, the slot comes back, the head reuses it.
+  f.reset();
+  table.remove("000007.sst");
+  table.end_catch_up(table.begin_catch_up());
+  ASSERT_EQ(table.take_released(), std::vector<std::uint32_t>{2});
+  ASSERT_EQ(table.install("000009.sst", {2, kSst}), "");
+  ASSERT_TRUE(fs.NewRandomAccessFile(mirror + "/000009.sst", {}, &f, nullptr).ok());
+  EXPECT_EQ(resident_pages(path, at, kSst), 0u) << "opening the new occupant drops the old one's pages";
 }
