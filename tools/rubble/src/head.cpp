@@ -229,43 +229,71 @@ void Head::writer_loop() {
     std::vector<const wire::KvOp*> ops;
     ops.reserve(group.size());
     for (const auto& p : group) ops.push_back(&p.op);
-    const auto st = store_->write(ops);
+    rocksdb::Status st;
+    {
+      Sequencer::Quiet quiet;  // this thread ships the WAL record itself, below
+      st = store_->write(ops);
+    }
     if (!st.ok()) {
       for (auto& p : group)
         p.done({grpc::StatusCode::INTERNAL, "the head's RocksDB refused the write: " + st.ToString()});
     } else {
       const std::uint64_t seq = sequencer_->last_seq();  // at or after the entry with the group's WAL record
+      ship_now();
       for (auto& p : group) complete_when_acked(seq, std::move(p));
     }
     group.clear();
   }
 }
 
+// Ships what the sequencer holds whenever the window is open.  In rubble
+// mode the writer ships the client writes itself (ship_now); this thread
+// then only wakes for RocksDB's background operations (flushes,
+// compactions) and for what the writer could not ship.
 void Head::sender_loop() {
   name_thread("rb-sender");
   std::vector<wire::Entry> entries;
   for (;;) {
     acks_.expire(std::chrono::steady_clock::now());
-    switch (take_batch(*sequencer_, window_, entries, kMaxBatchBytes, std::chrono::milliseconds(100))) {
+    if (rubble_ && !sequencer_->wait_queued(std::chrono::milliseconds(100))) {
+      if (sequencer_->closed()) return;
+      continue;
+    }
+    if (!window_.wait_open(std::chrono::steady_clock::now() + std::chrono::milliseconds(100))) {
+      if (window_.closed()) return;
+      // The chain has not acknowledged the batches in flight yet.  The
+      // forwarder has seen every acknowledgement, including any that
+      // reached this node before it became the head: catch up from it.
+      const auto acked = forwarder_.status().acked;
+      window_.acked(acked);
+      acks_.ack(acked);
+      continue;
+    }
+    std::lock_guard ship_lock(ship_mu_);
+    entries.clear();
+    const auto wait = rubble_ ? std::chrono::milliseconds(0) : std::chrono::milliseconds(100);
+    switch (take_batch(*sequencer_, window_, entries, kMaxBatchBytes, wait)) {
       case TakeBatch::kClosed:
         return;
-      case TakeBatch::kWaiting:
-        continue;
-      case TakeBatch::kWindowShut: {
-        // The chain has not acknowledged the batches in flight yet.  The
-        // forwarder has seen every acknowledgement, including any that
-        // reached this node before it became the head: catch up from it.
-        const auto acked = forwarder_.status().acked;
-        window_.acked(acked);
-        acks_.ack(acked);
-        continue;
-      }
       case TakeBatch::kBatch:
+        if (!ship(entries)) return;
+        break;
+      case TakeBatch::kWaiting:
+      case TakeBatch::kWindowShut:
         break;
     }
-    if (!ship(entries)) return;
-    entries.clear();
   }
+}
+
+// Rubble: the writer ships the entries its write produced, unless the
+// sender is shipping right now or the window shut meanwhile (the sender
+// ships them then).
+void Head::ship_now() {
+  std::unique_lock ship_lock(ship_mu_, std::try_to_lock);
+  if (!ship_lock.owns_lock()) return;
+  std::vector<wire::Entry> entries;
+  if (take_batch(*sequencer_, window_, entries, kMaxBatchBytes, std::chrono::milliseconds(0)) == TakeBatch::kBatch)
+    ship(entries);
 }
 
 bool Head::ship(std::vector<wire::Entry>& entries) {

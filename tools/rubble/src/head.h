@@ -106,6 +106,7 @@ class Head {
   grpc::Status wait_ack(std::uint64_t seq, wire::WriteReply* reply);
   void sender_loop();
   void writer_loop();
+  void ship_now();
   void expire_queued();
   bool ship(std::vector<wire::Entry>& entries);
 
@@ -117,6 +118,7 @@ class Head {
   AckTracker acks_;
   SendWindow window_;
   std::unique_ptr<RubbleHead> rubble_;  // rubble mode only
+  std::mutex ship_mu_;                  // one thread takes and ships a batch at a time (so batches leave in order)
   std::thread sender_;
 
   // Rubble: client writes waiting for the writer thread.

@@ -3,6 +3,20 @@
 
 namespace fastpath::rubble {
 
+namespace {
+
+thread_local bool t_quiet = false;
+
+}  // namespace
+
+Sequencer::Quiet::Quiet() {
+  t_quiet = true;
+}
+
+Sequencer::Quiet::~Quiet() {
+  t_quiet = false;
+}
+
 std::uint64_t Sequencer::submit(wire::Entry entry) {
   const std::size_t bytes = entry.ByteSizeLong();
   std::unique_lock lock(mu_);
@@ -13,7 +27,7 @@ std::uint64_t Sequencer::submit(wire::Entry entry) {
   queued_bytes_ += bytes;
   queue_.push_back({std::move(entry), bytes});
   lock.unlock();
-  not_empty_.notify_one();
+  if (!t_quiet) not_empty_.notify_one();
   return seq;
 }
 
@@ -32,6 +46,17 @@ bool Sequencer::take(std::vector<wire::Entry>& out, std::size_t max_batch_bytes,
   lock.unlock();
   if (taken) not_full_.notify_all();
   return more;
+}
+
+bool Sequencer::wait_queued(std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  not_empty_.wait_for(lock, wait, [&] { return closed_ || !queue_.empty(); });
+  return !queue_.empty();
+}
+
+bool Sequencer::closed() const {
+  std::lock_guard lock(mu_);
+  return closed_;
 }
 
 std::uint64_t Sequencer::last_seq() const {

@@ -29,9 +29,24 @@ class Sequencer {
   // Waits up to `wait` for entries, then moves queued entries (in order) into
   // out until about max_batch_bytes.  Returns false once closed and drained.
   bool take(std::vector<wire::Entry>& out, std::size_t max_batch_bytes, std::chrono::milliseconds wait);
+  // Waits up to `wait` until an entry is queued.  False on timeout, and once
+  // closed with nothing queued.
+  bool wait_queued(std::chrono::milliseconds wait);
   // The last sequence number handed out.
   std::uint64_t last_seq() const;
   void close();
+  bool closed() const;
+
+  // While one lives, the entries its thread submits wake no taker: that
+  // thread takes and ships them itself (the rubble head's writer, which
+  // saves a thread hand-off per batch).
+  class Quiet {
+   public:
+    Quiet();
+    ~Quiet();
+    Quiet(const Quiet&) = delete;
+    Quiet& operator=(const Quiet&) = delete;
+  };
 
  private:
   struct Queued {
