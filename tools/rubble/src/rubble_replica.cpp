@@ -146,6 +146,7 @@ std::string RubbleReplica::become_tail() {
   {
     std::lock_guard lock(apply_mu_);
     if (awaiting_snapshot_) return "this replica has not received the head's snapshot yet";
+    if (auto e = applier_->flush(); !e.empty()) return e;  // the WALs below are read from the mirror
     wal_.clear();
     std::vector<std::filesystem::path> wals;
     std::error_code ec;
@@ -181,6 +182,7 @@ void RubbleReplica::become_middle() {
 std::map<std::string, SlotFile> RubbleReplica::materialize(const std::string& dir) {
   std::lock_guard lock(apply_mu_);
   close_secondary();
+  if (auto e = applier_->flush(); !e.empty()) throw std::runtime_error(e);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir);

@@ -174,6 +174,8 @@ bool is_wal(const std::string& name) {
   return name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0;
 }
 
+constexpr std::size_t kGatherBytes = 256 << 10;  // MirrorApplier: WAL appends written together
+
 }  // namespace
 
 bool SlotFileSystem::hidden(const std::string& path) const {
@@ -262,6 +264,18 @@ MirrorApplier::MirrorApplier(std::string dir, SlotTable& table, const PoolHeader
     : dir_(std::move(dir)), table_(table), pool_(pool) {}
 
 std::string MirrorApplier::apply(const wire::FileOp& op) {
+  if (op.type() == wire::FileOp::APPEND && is_wal(op.name()) && check_file_name(op.name()).empty()) {
+    if (op.name() == pending_name_ && op.offset() == pending_offset_ + pending_.size()) {
+      pending_.append(op.data());
+    } else {
+      if (auto e = flush(); !e.empty()) return e;
+      pending_name_ = op.name();
+      pending_offset_ = op.offset();
+      pending_.assign(op.data());
+    }
+    return pending_.size() >= kGatherBytes ? flush() : "";
+  }
+  if (auto e = flush(); !e.empty()) return e;
   if (op.type() == wire::FileOp::OPEN_DB) return "";
   if (auto e = check_file_name(op.name()); !e.empty()) return "malformed file operation: " + e;
   const bool sst = classify(op.name()) == FileKind::kSst;
@@ -291,15 +305,31 @@ int MirrorApplier::fd_for(const std::string& name) {
   return fds_.emplace(name, std::move(fd)).first->second.get();
 }
 
+MirrorApplier::~MirrorApplier() {
+  flush();
+}
+
+std::string MirrorApplier::flush() {
+  if (pending_name_.empty()) return "";
+  const auto e = write_at(pending_name_, pending_offset_, pending_);
+  pending_name_.clear();
+  pending_.clear();
+  if (pending_.capacity() > 4 * kGatherBytes) std::string().swap(pending_);
+  return e;
+}
+
 std::string MirrorApplier::append(const wire::FileOp& op) {
-  const int fd = fd_for(op.name());
-  if (fd < 0) return "cannot open mirror file " + path(op.name()) + ": " + std::strerror(errno);
-  const std::string& data = op.data();
+  return write_at(op.name(), op.offset(), op.data());
+}
+
+std::string MirrorApplier::write_at(const std::string& name, std::uint64_t offset, std::string_view data) {
+  const int fd = fd_for(name);
+  if (fd < 0) return "cannot open mirror file " + path(name) + ": " + std::strerror(errno);
   std::size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(op.offset() + done));
+    const ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return "cannot write mirror file " + path(op.name()) + ": " + std::strerror(errno);
+    if (n < 0) return "cannot write mirror file " + path(name) + ": " + std::strerror(errno);
     done += static_cast<std::size_t>(n);
   }
   return "";
@@ -347,6 +377,8 @@ std::string MirrorApplier::install(const wire::FileOp& op) {
 }
 
 void MirrorApplier::reset() {
+  pending_name_.clear();
+  pending_.clear();
   fds_.clear();
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);

@@ -129,17 +129,30 @@ class SlotFileSystem : public rocksdb::FileSystemWrapper {
 
 // Applies the head's file operations, in order, to the mirror directory and
 // the slot table.  One thread at a time.
+//
+// Consecutive appends to a WAL file are gathered in memory and written with
+// one pwrite (when another operation comes, when 256 KiB have gathered, or
+// on flush()), instead of one per chain batch.  Nothing reads a replica's
+// mirrored WAL but the replica itself when it becomes the tail or the head
+// (it flushes first), and a replica that crashes rejoins as a new node, so
+// holding these bytes in memory rather than in the page cache changes
+// nothing else.  Every other operation is applied at once.
 class MirrorApplier {
  public:
   MirrorApplier(std::string dir, SlotTable& table, const PoolHeader& pool);
+  ~MirrorApplier();
 
   // "" or why the operation is malformed or failed.
   std::string apply(const wire::FileOp& op);
-  // Closes every file and empties the mirror directory.
+  // Writes the gathered WAL appends.  "" or the error.
+  std::string flush();
+  // Closes every file and empties the mirror directory (gathered appends
+  // are dropped).
   void reset();
 
  private:
   std::string append(const wire::FileOp& op);
+  std::string write_at(const std::string& name, std::uint64_t offset, std::string_view data);
   std::string truncate(const wire::FileOp& op);
   std::string rename(const wire::FileOp& op);
   std::string remove(const wire::FileOp& op);
@@ -151,6 +164,9 @@ class MirrorApplier {
   SlotTable& table_;
   const PoolHeader pool_;
   std::map<std::string, UniqueFd> fds_;
+  std::string pending_name_;  // the WAL whose appends are gathered ("" when none)
+  std::uint64_t pending_offset_ = 0;
+  std::string pending_;
 };
 
 }  // namespace fastpath::rubble

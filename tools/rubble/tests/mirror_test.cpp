@@ -129,6 +129,7 @@ TEST(Mirror, EditsArriveAfterTheirFilesAndTheSecondaryFollows) {
   }
   ASSERT_TRUE(secondary);
   EXPECT_GT(checks, 0);
+  ASSERT_EQ(applier.flush(), "");              // WAL appends are gathered until another operation
   const auto ticket = table.begin_catch_up();  // the WAL written after the last edit
   ASSERT_TRUE(secondary->catch_up().ok());
   table.end_catch_up(ticket);

@@ -192,3 +192,36 @@ TEST(SlotFileSystem, ReadsAreCachedAndAReusedSlotStartsUncached) {
   ASSERT_TRUE(fs.NewRandomAccessFile(mirror + "/000009.sst", {}, &f, nullptr).ok());
   EXPECT_EQ(resident_pages(path, at, kSst), 0u) << "opening the new occupant drops the old one's pages";
 }
+
+// Appends to a WAL are gathered and written together: on flush(), before
+// any other operation, and once 256 KiB have gathered; a gap in the offsets
+// starts a new write.  The file's bytes come out as if each were written.
+TEST(MirrorApplier, GathersWalAppendsAndKeepsEveryByte) {
+  TempDir d;
+  const std::string dir = d.path() + "/mirror";
+  SlotTable table;
+  PoolHeader pool;
+  pool.slot_count = 4;
+  pool.slot_size = 1 << 20;
+  MirrorApplier m(dir, table, pool);
+  m.reset();
+  ASSERT_EQ(m.apply(op(wire::FileOp::TRUNCATE, "000004.log")), "");
+  ASSERT_EQ(m.apply(append("000004.log", 0, "abc")), "");
+  ASSERT_EQ(m.apply(append("000004.log", 3, "def")), "");
+  EXPECT_EQ(slurp(dir + "/000004.log"), "") << "gathered, not written yet";
+  ASSERT_EQ(m.apply(append("MANIFEST-000005", 0, "edit")), "");  // another operation flushes first
+  EXPECT_EQ(slurp(dir + "/000004.log"), "abcdef");
+  EXPECT_EQ(slurp(dir + "/MANIFEST-000005"), "edit") << "other files are written at once";
+  ASSERT_EQ(m.apply(append("000004.log", 6, "gh")), "");
+  ASSERT_EQ(m.apply(append("000004.log", 10, "kl")), "");  // not contiguous: the first part goes out
+  EXPECT_EQ(slurp(dir + "/000004.log").substr(0, 8), "abcdefgh");
+  ASSERT_EQ(m.flush(), "");
+  EXPECT_EQ(slurp(dir + "/000004.log").size(), 12u);
+  EXPECT_EQ(slurp(dir + "/000004.log").substr(10), "kl");
+  const std::string big(300 << 10, 'x');
+  ASSERT_EQ(m.apply(append("000006.log", 0, big)), "");
+  EXPECT_EQ(slurp(dir + "/000006.log").size(), big.size()) << "256 KiB gathered: written";
+  ASSERT_EQ(m.apply(append("000006.log", big.size(), "y")), "");
+  m.reset();
+  EXPECT_FALSE(std::filesystem::exists(dir + "/000006.log")) << "a reset drops gathered appends with the mirror";
+}
