@@ -250,6 +250,7 @@ grpc::Status Node::Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::
 
 // A predecessor's chain link connection (on the LinkListener's thread).
 void Node::on_link(LinkSocket& link) {
+  name_thread("rb-upstream");
   auto r = replica();
   if (r) return r->replicate(link);
   wire::ChainBatch first;
