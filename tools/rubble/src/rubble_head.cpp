@@ -171,6 +171,11 @@ std::uint32_t RubbleHead::reconcile(const std::vector<ReplicaPool>& reports) {
       auto held = r.held;
       for (auto it = recent_installs_.upper_bound(r.applied); it != recent_installs_.end(); ++it)
         held.push_back(it->second);
+      // A slot behind an SST this head still has is never given back: the
+      // replica holds it or will install it.  recent_installs_ misses the
+      // installs a previous head sent before this node took over, and a
+      // report can be older than them.
+      for (const auto& [name, file] : live_) held.push_back(file.slot);
       gave_back += slots_->keep_only(t.bit, held);
     }
   return gave_back;
