@@ -13,19 +13,14 @@
 #include <thread>
 
 #include "chain.h"
+#include "entries.h"
 #include "sequencer.h"
 
 using namespace fastpath::rubble;
+using fastpath::rubble::test::put;
 using namespace std::chrono_literals;
 
 namespace {
-
-wire::Entry put(const std::string& key) {
-  wire::Entry e;
-  e.mutable_kv()->set_key(key);
-  e.mutable_kv()->set_value(std::string(100, 'v'));
-  return e;
-}
 
 auto soon() {
   return std::chrono::steady_clock::now() + 10s;
