@@ -352,6 +352,17 @@ static int counter(struct srv *s, int *c)
 	return v;
 }
 
+/* Does the daemon's copy of the file start with @text? */
+static bool data_is(struct srv *s, const char *text)
+{
+	bool same;
+
+	pthread_mutex_lock(&s->lock);
+	same = !memcmp(s->data, text, strlen(text));
+	pthread_mutex_unlock(&s->lock);
+	return same;
+}
+
 static char *path_of(struct srv *s)
 {
 	static __thread char p[96];
@@ -454,9 +465,7 @@ TEST_F(lease, revoke_flushes_then_invalidates)
 				   self->s->gen));
 	/* written back before the notification returned */
 	ASSERT_LT(0, counter(self->s, &self->s->n_write));
-	pthread_mutex_lock(&self->s->lock);
-	ASSERT_EQ(0, memcmp(self->s->data, "VERSION one", 11));
-	pthread_mutex_unlock(&self->s->lock);
+	ASSERT_TRUE(data_is(self->s, "VERSION one"));
 
 	/* another node writes; this one must not serve its old pages */
 	srv_set(self->s, "version two, longer");
@@ -561,9 +570,7 @@ TEST_F(lease, mmap_write_flushed_by_revoke)
 	ASSERT_EQ(1, counter(self->s, &self->s->n_lease_write));
 	ASSERT_EQ(0, notify_revoke(self->s, FILE_NODE, FUSE_LEASE_NONE,
 				   self->s->gen));
-	pthread_mutex_lock(&self->s->lock);
-	ASSERT_EQ(0, memcmp(self->s->data, "MMAPPED one", 11));
-	pthread_mutex_unlock(&self->s->lock);
+	ASSERT_TRUE(data_is(self->s, "MMAPPED one"));
 	/* the mapping was dropped: the next access faults the new data in */
 	srv_set(self->s, "fresh data!");
 	ASSERT_EQ('f', m[0]);
@@ -592,9 +599,7 @@ TEST_F(lease, mmap_store_upgrades_read_lease)
 	ASSERT_EQ(1, counter(self->s, &self->s->n_lease_write));
 	ASSERT_EQ(0, notify_revoke(self->s, FILE_NODE, FUSE_LEASE_READ,
 				   self->s->gen));
-	pthread_mutex_lock(&self->s->lock);
-	ASSERT_EQ(0, memcmp(self->s->data, "Version one", 11));
-	pthread_mutex_unlock(&self->s->lock);
+	ASSERT_TRUE(data_is(self->s, "Version one"));
 	/* the downgrade kept the page: reading needs no new lease */
 	ASSERT_EQ('V', m[0]);
 	ASSERT_EQ(2, counter(self->s, &self->s->n_lease));
@@ -602,9 +607,7 @@ TEST_F(lease, mmap_store_upgrades_read_lease)
 	ASSERT_EQ(2, counter(self->s, &self->s->n_lease_write));
 	ASSERT_EQ(0, notify_revoke(self->s, FILE_NODE, FUSE_LEASE_NONE,
 				   self->s->gen));
-	pthread_mutex_lock(&self->s->lock);
-	ASSERT_EQ(0, memcmp(self->s->data, "VErsion one", 11));
-	pthread_mutex_unlock(&self->s->lock);
+	ASSERT_TRUE(data_is(self->s, "VErsion one"));
 	munmap(m, 4096);
 	close(fd);
 }
