@@ -16,9 +16,11 @@
 //   $ rubble-client fill --count 2000 && rubble-client check --count 2000
 //   put 2000 keys (k00000000..k00001999, 1024-byte values)
 //   2000 of 2000 keys read back correctly at the tail
+#include <algorithm>
 #include <iostream>
 #include <string>
 
+#include "chain.h"
 #include "client.h"
 #include "fastpath/cli.h"
 
@@ -105,6 +107,10 @@ int main(int argc, char** argv) {
         ->capture_default_str()
         ->check(CLI::Range(16, 4 << 20));
   }
+  std::uint32_t batch = 1;
+  fill->add_option("--batch", batch, "keys per Write call (1: one Put per key)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, static_cast<int>(fastpath::rubble::kMaxWriteOps)));
   if (int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
 
   auto c = chain.empty() ? fastpath::rubble::ChainClient(head, tail) : fastpath::rubble::ChainClient::follow({chain});
@@ -124,9 +130,16 @@ int main(int argc, char** argv) {
     }
     std::cout << value << "\n";
   } else if (*fill) {
-    for (std::uint64_t i = 0; i < count; ++i) {
-      const std::string k = fill_key(prefix, i);
-      if (auto st = c.put(k, fill_value(k, i, value_size), &seq); !st.ok()) {
+    for (std::uint64_t i = 0; i < count; i += batch) {
+      fastpath::rubble::wire::WriteRequest req;
+      for (std::uint64_t j = i; j < std::min(count, i + batch); ++j) {
+        auto* op = req.add_ops();
+        op->set_type(fastpath::rubble::wire::KvOp::PUT);
+        op->set_key(fill_key(prefix, j));
+        op->set_value(fill_value(op->key(), j, value_size));
+      }
+      const auto st = batch == 1 ? c.put(req.ops(0).key(), req.ops(0).value(), &seq) : c.write(req, &seq);
+      if (!st.ok()) {
         std::cerr << kTool << ": after " << i << " of " << count << " keys:\n";
         return fail(st);
       }

@@ -69,6 +69,25 @@ std::string check_key_value(std::string_view key, std::size_t value_size) {
   return "";
 }
 
+std::string check_write_ops(const std::vector<wire::KvOp>& ops) {
+  if (ops.empty() || ops.size() > kMaxWriteOps)
+    return "a write has " + std::to_string(ops.size()) + " ops: send 1 to " + std::to_string(kMaxWriteOps);
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const auto& op = ops[i];
+    const std::string which = "op " + std::to_string(i) + ": ";
+    if (op.type() != wire::KvOp::PUT && op.type() != wire::KvOp::DELETE)
+      return which + "unknown type " + std::to_string(op.type()) + ": ops are PUT or DELETE";
+    if (op.type() == wire::KvOp::DELETE && !op.value().empty()) return which + "a DELETE carries no value";
+    if (auto e = check_key_value(op.key(), op.value().size()); !e.empty()) return which + e;
+    bytes += op.key().size() + op.value().size();
+  }
+  if (bytes > kMaxWriteBytes)
+    return "a write carries " + std::to_string(bytes) + " bytes of keys and values: at most " +
+           std::to_string(kMaxWriteBytes >> 20) + " MiB per call; split it";
+  return "";
+}
+
 std::string ReplicaSession::refuse(std::string why) {
   state_ = State::kClosed;
   return why;

@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "rubble.pb.h"
+
 namespace fastpath::rubble {
 
 enum class Role { kHead, kMiddle, kTail };
@@ -40,9 +42,13 @@ std::string check_client_op(Role role, ClientOp op);
 inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
 inline constexpr std::size_t kMaxValueBytes = 8 << 20;
 inline constexpr std::uint32_t kMaxScanKeys = 10000;
+inline constexpr std::size_t kMaxWriteOps = 10000;       // ops in one Write call
+inline constexpr std::size_t kMaxWriteBytes = 48 << 20;  // keys and values in one Write call
 
 // "" when the key and value size are acceptable.
 std::string check_key_value(std::string_view key, std::size_t value_size);
+// "" when a Write call's ops are acceptable; else which op and why.
+std::string check_write_ops(const std::vector<wire::KvOp>& ops);
 
 // What a replica knows about itself when a Hello arrives.
 struct LocalIdentity {

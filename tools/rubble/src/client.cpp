@@ -161,6 +161,17 @@ grpc::Status ChainClient::del(const std::string& key, std::uint64_t* seq) {
   });
 }
 
+grpc::Status ChainClient::write(const wire::WriteRequest& req, std::uint64_t* seq) {
+  return retry(true, [&](wire::Rubble::Stub& stub) {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    wire::WriteReply reply;
+    auto st = stub.Write(&ctx, req, &reply);
+    if (seq) *seq = reply.seq();
+    return st;
+  });
+}
+
 grpc::Status ChainClient::get(const std::string& key, std::string* value, bool* found) {
   wire::GetRequest req;
   req.set_key(key);

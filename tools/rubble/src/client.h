@@ -32,6 +32,9 @@ class ChainClient {
 
   grpc::Status put(const std::string& key, const std::string& value, std::uint64_t* seq = nullptr);
   grpc::Status del(const std::string& key, std::uint64_t* seq = nullptr);
+  // Several puts and deletes in one call, applied in order; seq is the
+  // entry that covers the last.  Not atomic (see WriteRequest).
+  grpc::Status write(const wire::WriteRequest& req, std::uint64_t* seq = nullptr);
   // found is false (and value empty) when the key does not exist.
   grpc::Status get(const std::string& key, std::string* value, bool* found);
   // Up to limit keys >= start, in key order.

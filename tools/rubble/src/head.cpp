@@ -106,25 +106,30 @@ void Head::stop(const std::string& why) {
 
 void Head::put(const std::string& key, const std::string& value, wire::WriteReply* reply, Done done) {
   if (auto e = check_key_value(key, value.size()); !e.empty()) return done({grpc::StatusCode::INVALID_ARGUMENT, e});
-  wire::KvOp op;
-  op.set_type(wire::KvOp::PUT);
-  op.set_key(key);
-  op.set_value(value);
-  write(std::move(op), reply, std::move(done));
+  std::vector<wire::KvOp> ops(1);
+  ops[0].set_type(wire::KvOp::PUT);
+  ops[0].set_key(key);
+  ops[0].set_value(value);
+  write(std::move(ops), reply, std::move(done));
 }
 
 void Head::del(const std::string& key, wire::WriteReply* reply, Done done) {
   if (auto e = check_key_value(key, 0); !e.empty()) return done({grpc::StatusCode::INVALID_ARGUMENT, e});
-  wire::KvOp op;
-  op.set_type(wire::KvOp::DELETE);
-  op.set_key(key);
-  write(std::move(op), reply, std::move(done));
+  std::vector<wire::KvOp> ops(1);
+  ops[0].set_type(wire::KvOp::DELETE);
+  ops[0].set_key(key);
+  write(std::move(ops), reply, std::move(done));
 }
 
-void Head::write(wire::KvOp op, wire::WriteReply* reply, Done done) {
+void Head::write_many(std::vector<wire::KvOp> ops, wire::WriteReply* reply, Done done) {
+  if (auto e = check_write_ops(ops); !e.empty()) return done({grpc::StatusCode::INVALID_ARGUMENT, e});
+  write(std::move(ops), reply, std::move(done));
+}
+
+void Head::write(std::vector<wire::KvOp> ops, wire::WriteReply* reply, Done done) {
   if (auto f = acks_.failure(); !f.empty()) return done({grpc::StatusCode::UNAVAILABLE, f});
   if (!ready_) return done({grpc::StatusCode::UNAVAILABLE, "the head is still starting: try again"});
-  Pending p{std::move(op), reply, std::move(done), std::chrono::steady_clock::now() + options_.ack_timeout};
+  Pending p{std::move(ops), reply, std::move(done), std::chrono::steady_clock::now() + options_.ack_timeout};
   if (rubble_) {
     {
       std::lock_guard lock(writes_mu_);
@@ -136,10 +141,15 @@ void Head::write(wire::KvOp op, wire::WriteReply* reply, Done done) {
     }
     return p.done({grpc::StatusCode::UNAVAILABLE, "the head is shutting down"});
   }
-  wire::Entry entry;
-  *entry.mutable_kv() = std::move(p.op);
-  const std::uint64_t seq = sequencer_->submit(std::move(entry));
-  if (seq == 0) return p.done({grpc::StatusCode::UNAVAILABLE, "the head is shutting down"});
+  // Baseline: one entry per op; the call completes with the last one.
+  std::uint64_t seq = 0;
+  for (auto& op : p.ops) {
+    wire::Entry entry;
+    *entry.mutable_kv() = std::move(op);
+    seq = sequencer_->submit(std::move(entry));
+    if (seq == 0) return p.done({grpc::StatusCode::UNAVAILABLE, "the head is shutting down"});
+  }
+  p.ops.clear();
   complete_when_acked(seq, std::move(p));
 }
 
@@ -221,14 +231,14 @@ void Head::writer_loop() {
     {
       std::lock_guard lock(writes_mu_);
       while (!writes_.empty() && bytes < kMaxBatchBytes) {
-        bytes += writes_.front().op.key().size() + writes_.front().op.value().size();
+        for (const auto& op : writes_.front().ops) bytes += op.key().size() + op.value().size();
         group.push_back(std::move(writes_.front()));
         writes_.pop_front();
       }
     }
     std::vector<const wire::KvOp*> ops;
-    ops.reserve(group.size());
-    for (const auto& p : group) ops.push_back(&p.op);
+    for (const auto& p : group)
+      for (const auto& op : p.ops) ops.push_back(&op);
     rocksdb::Status st;
     {
       Sequencer::Quiet quiet;  // this thread ships the WAL record itself, below

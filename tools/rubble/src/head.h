@@ -82,6 +82,9 @@ class Head {
   using Done = std::function<void(grpc::Status)>;
   void put(const std::string& key, const std::string& value, wire::WriteReply* reply, Done done);
   void del(const std::string& key, wire::WriteReply* reply, Done done);
+  // Several puts and deletes, applied in order and answered together (see
+  // WriteRequest in rubble.proto).  reply->seq covers the last of them.
+  void write_many(std::vector<wire::KvOp> ops, wire::WriteReply* reply, Done done);
   void on_ack(const wire::ChainAck& ack);
   void on_view(const wire::View& view);
   // Rubble: what each replica reports holding (see RubbleHead::reconcile).
@@ -94,13 +97,13 @@ class Head {
 
  private:
   struct Pending {
-    wire::KvOp op;
+    std::vector<wire::KvOp> ops;  // one client call: applied in order, answered together
     wire::WriteReply* reply;
     Done done;
     std::chrono::steady_clock::time_point deadline;
   };
 
-  void write(wire::KvOp op, wire::WriteReply* reply, Done done);
+  void write(std::vector<wire::KvOp> ops, wire::WriteReply* reply, Done done);
   void complete_when_acked(std::uint64_t seq, Pending p);
   grpc::Status timeout_status(std::uint64_t seq) const;
   grpc::Status wait_ack(std::uint64_t seq, wire::WriteReply* reply);

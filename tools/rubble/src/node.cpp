@@ -217,6 +217,19 @@ grpc::ServerUnaryReactor* Node::Delete(grpc::CallbackServerContext* ctx, const w
   return reactor;
 }
 
+grpc::ServerUnaryReactor* Node::Write(grpc::CallbackServerContext* ctx, const wire::WriteRequest* req,
+                                      wire::WriteReply* reply) {
+  auto* reactor = ctx->DefaultReactor();
+  auto h = head();
+  if (!h) {
+    reactor->Finish({grpc::StatusCode::FAILED_PRECONDITION, not_head()});
+    return reactor;
+  }
+  std::vector<wire::KvOp> ops(req->ops().begin(), req->ops().end());
+  h->write_many(std::move(ops), reply, [reactor](grpc::Status st) { reactor->Finish(std::move(st)); });
+  return reactor;
+}
+
 grpc::Status Node::Get(grpc::ServerContext*, const wire::GetRequest* req, wire::GetReply* reply) {
   auto r = replica();
   if (!r) return {grpc::StatusCode::FAILED_PRECONDITION, not_tail()};

@@ -40,10 +40,11 @@
 
 namespace fastpath::rubble {
 
-// Put and Delete use gRPC's callback API: a write waiting for the tail's
-// acknowledgement holds no server thread.  The other methods are synchronous.
-using NodeService =
-    wire::Rubble::WithCallbackMethod_Put<wire::Rubble::WithCallbackMethod_Delete<wire::Rubble::Service>>;
+// Put, Delete and Write use gRPC's callback API: a write waiting for the
+// tail's acknowledgement holds no server thread.  The other methods are
+// synchronous.
+using NodeService = wire::Rubble::WithCallbackMethod_Put<
+    wire::Rubble::WithCallbackMethod_Delete<wire::Rubble::WithCallbackMethod_Write<wire::Rubble::Service>>>;
 
 class Node final : public NodeService {
  public:
@@ -60,6 +61,7 @@ class Node final : public NodeService {
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext*, const wire::PutRequest*, wire::WriteReply*) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext*, const wire::DeleteRequest*,
                                    wire::WriteReply*) override;
+  grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext*, const wire::WriteRequest*, wire::WriteReply*) override;
   grpc::Status Get(grpc::ServerContext*, const wire::GetRequest*, wire::GetReply*) override;
   grpc::Status Scan(grpc::ServerContext*, const wire::ScanRequest*, wire::ScanReply*) override;
   grpc::Status Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::StatsReply*) override;

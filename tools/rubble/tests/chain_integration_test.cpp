@@ -97,6 +97,90 @@ void expect_scan_matches(const Chain& chain, const std::map<std::string, std::op
   EXPECT_TRUE(got == want) << "the tail's scan differs from the acknowledged writes";
 }
 
+// Write calls of 24 ops from several clients: puts, a key put twice and a
+// key put then deleted in the same call (order inside a call decides).
+// Returns the acknowledged state, as write_load does.
+std::map<std::string, std::optional<std::string>> batched_load(const Chain& chain, int threads, int calls) {
+  std::mutex mu;
+  std::map<std::string, std::optional<std::string>> acked;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&, t] {
+      ChainClient c(chain.head(), chain.tail());
+      for (int i = 0; i < calls; ++i) {
+        wire::WriteRequest req;
+        std::map<std::string, std::optional<std::string>> mine;
+        auto add = [&](wire::KvOp::Type type, const std::string& key, const std::string& value) {
+          auto* op = req.add_ops();
+          op->set_type(type);
+          op->set_key(key);
+          op->set_value(value);
+          mine[key] = type == wire::KvOp::PUT ? std::optional<std::string>(value) : std::nullopt;
+        };
+        const std::string base = "batch-" + std::to_string(t) + "-" + std::to_string(i) + "-";
+        for (int k = 0; k < 20; ++k) add(wire::KvOp::PUT, base + std::to_string(k), value_for(t, i, k));
+        add(wire::KvOp::PUT, base + "0", value_for(t, i, 99));  // the second put of key 0 wins
+        add(wire::KvOp::DELETE, base + "1", "");                // deleted after its put
+        add(wire::KvOp::DELETE, base + "5", "");
+        add(wire::KvOp::PUT, base + "5", value_for(t, i, 55));  // put again after the delete
+        std::uint64_t seq = 0;
+        const auto st = c.write(req, &seq);
+        ASSERT_TRUE(st.ok()) << describe(st);
+        EXPECT_GT(seq, 0u);
+        std::lock_guard lock(mu);
+        for (auto& [k, v] : mine) acked[k] = std::move(v);
+      }
+    });
+  for (auto& t : ts) t.join();
+  return acked;
+}
+
+// A Write call with one bad op is refused whole, with the op named.
+void expect_bad_writes_refused(const Chain& chain) {
+  ChainClient c(chain.head(), chain.tail());
+  auto st = c.write(wire::WriteRequest{});
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("0 ops"), std::string::npos) << st.error_message();
+  auto bad = [](auto mutate) {
+    wire::WriteRequest req;
+    auto* good = req.add_ops();
+    good->set_type(wire::KvOp::PUT);
+    good->set_key("refused-call-key");
+    good->set_value("v");
+    mutate(req.add_ops());
+    return req;
+  };
+  const std::pair<wire::WriteRequest, std::string> cases[] = {
+      {bad([](wire::KvOp* op) { op->set_type(wire::KvOp::PUT); }), "op 1: key is empty"},
+      {bad([](wire::KvOp* op) {
+         op->set_type(static_cast<wire::KvOp::Type>(7));
+         op->set_key("k");
+       }),
+       "op 1: unknown type 7"},
+      {bad([](wire::KvOp* op) {
+         op->set_type(wire::KvOp::DELETE);
+         op->set_key("k");
+         op->set_value("v");
+       }),
+       "op 1: a DELETE carries no value"},
+  };
+  for (const auto& [req, why] : cases) {
+    st = c.write(req);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << why;
+    EXPECT_NE(st.error_message().find(why), std::string::npos) << st.error_message();
+  }
+  std::string v;
+  bool found = true;
+  ASSERT_TRUE(c.get("refused-call-key", &v, &found).ok());
+  EXPECT_FALSE(found) << "a refused Write call applied its good op";
+  ChainClient wrong(chain.tail(), chain.head());
+  st = wrong.write(bad([](wire::KvOp* op) {
+    op->set_type(wire::KvOp::PUT);
+    op->set_key("k");
+  }));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << describe(st);
+}
+
 wire::StatsReply stats(const std::string& addr) {
   wire::StatsReply r;
   const auto st = ChainClient::stats(addr, &r);
@@ -119,6 +203,15 @@ TEST(ChainBaseline, EveryAcknowledgedWriteIsReadableAtTheTail) {
     EXPECT_GT(s.flushes(), 0u) << n.name << ": a baseline node flushes for itself";
   }
   EXPECT_EQ(head.acked_seq(), head.applied_seq());
+}
+
+TEST(ChainBaseline, BatchedWritesApplyInOrderAndBadOnesAreRefusedWhole) {
+  TempDir dir;
+  Chain chain(spec(dir, Mode::kBaseline));
+  const auto acked = batched_load(chain, 3, 40);
+  expect_readable_at_tail(chain, acked);
+  expect_scan_matches(chain, acked);
+  expect_bad_writes_refused(chain);
 }
 
 TEST(ChainBaseline, MalformedAndMisdirectedRequestsAreRefused) {
@@ -238,6 +331,16 @@ TEST(ChainRubble, EveryAcknowledgedWriteIsReadableAndOnlyTheHeadCompacts) {
     EXPECT_EQ(s.applied_seq(), head.applied_seq()) << n.name;
   }
   EXPECT_TRUE(slots_settle(chain, 5000)) << "slots of deleted SSTs must come back to the head";
+}
+
+TEST(ChainRubble, BatchedWritesApplyInOrderAndBadOnesAreRefusedWhole) {
+  TempDir dir;
+  Chain chain(spec(dir, Mode::kRubble));
+  const auto acked = batched_load(chain, 3, 40);  // ~3 MB: the head flushes and ships SSTs
+  expect_readable_at_tail(chain, acked);
+  expect_scan_matches(chain, acked);
+  expect_bad_writes_refused(chain);
+  EXPECT_GT(stats(chain.head()).ssts_shipped(), 0u);
 }
 
 TEST(ChainRubble, AFullSlotPoolRefusesWritesLoudly) {
