@@ -8,7 +8,11 @@
 # through the nvme-tcp devices into the replicas' pools, and chain traffic
 # crosses the veth links too. A small load, then every value
 # is read back at the tail, the replicas report no flush or compaction of
-# their own, and the nvme-tcp devices carried the head's writes.
+# their own, and the nvme-tcp devices carried the head's writes. Then the
+# head is killed and removed: the middle takes over as head, finds the
+# tail's pool through its nvme-tcp device (--find-pools, by pool id) rather
+# than the tail's local path, writes its SSTs over NVMe/TCP, and every value
+# from before and after the takeover reads back at the tail.
 # Needs build/tools/rubble (make tools); skips without it.
 
 ksft_skip=4
@@ -61,7 +65,7 @@ start() { # name netns|- args...
 common=(--mode rubble --sst-size 256K --catch-up-interval 200 --chain-id nvmeof-test)
 start tail rbns2 --role tail --listen 10.77.2.2:0 --db "$W/tail" --pool "$l2" "${common[@]}"
 start middle rbns1 --role middle --listen 10.77.1.2:0 --db "$W/middle" --pool "$l1" \
-	--next "$(cat "$W/tail.addr")" "${common[@]}"
+	--next "$(cat "$W/tail.addr")" --find-pools "$r2" "${common[@]}"
 start head - --role head --listen 10.77.1.1:0 --db "$W/head" \
 	--next "$(cat "$W/middle.addr")" --replica-pool "$r1" --replica-pool "$r2" "${common[@]}"
 H=$(cat "$W/head.addr"); T=$(cat "$W/tail.addr"); M=$(cat "$W/middle.addr")
@@ -84,4 +88,31 @@ for r in "$M" "$T"; do
 done
 [ "$bad" -eq 0 ] || { echo "# values missing or wrong at the tail"; rc=1; }
 [ $((w1 - w0)) -gt 0 ] || { echo "# nothing was written through nvme-tcp"; rc=1; }
+[ "$rc" -eq 0 ] || exit $rc
+
+echo "# killing the head; the middle takes over"
+kill -9 "${pids[-1]}"
+wait "${pids[-1]}" 2>/dev/null || true
+"$B/rubble-ctl" --chain "$M" remove "$H" | sed 's/^/# /'
+role=
+for _ in $(seq 300); do
+	role=$("$B/rubble-client" stats "$M" 2>/dev/null | sed -n 's/^role \([a-z]*\),.*/\1/p')
+	[ "$role" = head ] && break
+	sleep 0.1
+done
+[ "$role" = head ] || { echo "# the middle did not take over (role '$role')"; tail -5 "$W/middle.log"; exit 1; }
+s0=$(awk '{print $7}' /sys/block/"$(basename "$r2")"/stat)
+echo "# loading $N more keys through the new head $M"
+"$B/rubble-client" --head "$M" --tail "$T" fill --prefix n --count "$N" --value-size 1024 --batch 50 | sed 's/^/# /'
+for p in k n; do
+	"$B/rubble-client" --head "$M" --tail "$T" check --prefix "$p" --count "$N" --value-size 1024 |
+		sed 's/^/# /' || { echo "# values with prefix $p missing or wrong after the takeover"; rc=1; }
+done
+s1=$(awk '{print $7}' /sys/block/"$(basename "$r2")"/stat)
+echo "# sectors the new head wrote through nvme-tcp ($r2) to the tail: $((s1 - s0))"
+[ $((s1 - s0)) -gt 0 ] || { echo "# the new head did not write through nvme-tcp"; rc=1; }
+"$B/rubble-client" stats "$M" | grep -q 'SSTs shipped [1-9]' ||
+	{ echo "# the new head shipped no SST"; rc=1; }
+"$B/rubble-client" stats "$T" | grep -q '^flushes 0, compactions 0,' ||
+	{ echo "# the tail flushed or compacted by itself"; rc=1; }
 exit $rc

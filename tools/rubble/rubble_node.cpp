@@ -43,6 +43,10 @@ void add_options(CLI::App& app, Args& a) {
   app.add_option("--pool", a.o.pool, "rubble replica: SST pool, a file (created if missing) or a block device");
   app.add_option("--pool-slots", a.o.pool_slots, "rubble replica: slots in a new pool file (default 64)");
   app.add_option("--replica-pool", a.o.replica_pools, "rubble head: each replica's pool, in chain order (repeat)");
+  app.add_option("--find-pools", a.o.find_pools,
+                 "rubble: where this machine reaches other replicas' pools, a path or glob such as '/dev/nvme*n1' "
+                 "(NVMe-oF namespaces; repeat); matched by pool id when this node takes over as head or, as head, "
+                 "adds a replica; the pool path in the chain's view is tried last");
   app.add_option("--sst-size", a.sst_size, "SST target and memtable size; a slot is this + 1 MiB")
       ->check(fastpath::cli::size_validator())
       ->capture_default_str();

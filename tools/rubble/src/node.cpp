@@ -459,6 +459,9 @@ std::string Node::take_over(const wire::View& v) {
       t.pools = replica_reports(v, &e);
       if (!e.empty()) return e;
       for (auto& p : t.pools) {
+        // This machine's path to the pool (over NVMe-oF across machines).
+        p.path = locate_pool(p.pool_id, options_.find_pools, p.path, &e);
+        if (p.path.empty()) return "cannot take over as head: " + e;
         for (auto slot : forwarder_->installs_after(p.applied)) p.held.push_back(slot);
         std::sort(p.held.begin(), p.held.end());
         p.held.erase(std::unique(p.held.begin(), p.held.end()), p.held.end());

@@ -18,8 +18,8 @@ std::string validate_links(const NodeOptions& o) {
 
 std::string validate_pools(const NodeOptions& o) {
   if (o.mode == Mode::kBaseline) {
-    if (!o.pool.empty() || !o.replica_pools.empty())
-      return "--pool and --replica-pool are for --mode rubble; baseline replicas keep their own SSTs";
+    if (!o.pool.empty() || !o.replica_pools.empty() || !o.find_pools.empty())
+      return "--pool, --replica-pool and --find-pools are for --mode rubble; baseline replicas keep their own SSTs";
     return "";
   }
   if (o.role == Role::kHead) {

@@ -22,6 +22,7 @@ struct NodeOptions {
   std::string pool;                        // rubble replica: its SST pool (file or block device)
   std::uint32_t pool_slots = 0;            // rubble replica: slots (0: 64 for a new file, else all that fit)
   std::vector<std::string> replica_pools;  // rubble head: each replica's pool, in chain order
+  std::vector<std::string> find_pools;     // rubble: globs where other replicas' pools are reached (by pool id)
   std::uint64_t sst_size = 8 << 20;        // SST target size = memtable size; slot = this + 1 MiB
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds ack_timeout{10000};

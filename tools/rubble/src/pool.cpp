@@ -2,6 +2,7 @@
 #include "pool.h"
 
 #include <fcntl.h>
+#include <glob.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -186,6 +187,33 @@ std::unique_ptr<Pool> Pool::open(const std::string& path, std::uint64_t slot_siz
     throw std::runtime_error("pool " + path + " is smaller than its header says (" + mib(bytes) +
                              "): it was truncated; restart its replica to re-format it");
   return std::make_unique<Pool>(Private{}, path, std::move(fd), *h);
+}
+
+std::optional<PoolHeader> Pool::peek(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  return read_header(fd.get());
+}
+
+std::string locate_pool(const std::string& pool_id, const std::vector<std::string>& globs, const std::string& fallback,
+                        std::string* why) {
+  std::vector<std::string> candidates;
+  for (const auto& pattern : globs) {
+    glob_t g{};
+    if (::glob(pattern.c_str(), 0, nullptr, &g) == 0)
+      for (std::size_t i = 0; i < g.gl_pathc; ++i) candidates.emplace_back(g.gl_pathv[i]);
+    ::globfree(&g);
+  }
+  if (!fallback.empty()) candidates.push_back(fallback);
+  std::string tried;
+  for (const auto& path : candidates) {
+    const auto h = Pool::peek(path);
+    if (h && h->pool_id == pool_id) return path;
+    tried += (tried.empty() ? "" : ", ") + path + (h ? " (pool " + h->pool_id + ")" : " (no pool)");
+  }
+  *why = "no path on this machine reaches pool " + pool_id + " (tried: " + (tried.empty() ? "nothing" : tried) +
+         "): connect the replica's namespace here (nvme connect) and name it with --find-pools";
+  return "";
 }
 
 void Pool::write_header() {

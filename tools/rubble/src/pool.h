@@ -27,7 +27,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace fastpath::rubble {
 
@@ -83,6 +85,10 @@ class Pool {
   static std::unique_ptr<Pool> format(const std::string& path, std::uint64_t slot_size, std::uint32_t slots);
   // Head side: opens a pool its replica formatted and checks the slot size.
   static std::unique_ptr<Pool> open(const std::string& path, std::uint64_t slot_size);
+  // The header at path, read with O_DIRECT (a pool reached over NVMe-oF is
+  // read from the device, not from a stale page cache); nullopt when path
+  // cannot be read or holds no pool.
+  static std::optional<PoolHeader> peek(const std::string& path);
 
   Pool(Private, std::string path, UniqueFd fd, PoolHeader header);
 
@@ -111,5 +117,12 @@ class Pool {
   UniqueFd cached_fd_;  // replica side: buffered reads, POSIX_FADV_RANDOM
   PoolHeader header_;
 };
+
+// Where this machine reaches the pool whose id is pool_id: the first path
+// matching one of globs (in order; glob(3) patterns, a plain path matches
+// itself), then fallback, whose header carries that id.  "" when none does;
+// then *why says what was tried and what to do.
+std::string locate_pool(const std::string& pool_id, const std::vector<std::string>& globs, const std::string& fallback,
+                        std::string* why);
 
 }  // namespace fastpath::rubble

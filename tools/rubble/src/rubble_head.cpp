@@ -68,7 +68,10 @@ std::vector<std::string> mirrored_files(const std::string& dir, bool with_ssts) 
 }  // namespace
 
 RubbleHead::RubbleHead(const NodeOptions& options, const Identity& identity)
-    : slot_size_(slot_size_for(options.sst_size)), slot_wait_(options.ack_timeout), chain_id_(identity.chain_id) {
+    : slot_size_(slot_size_for(options.sst_size)),
+      slot_wait_(options.ack_timeout),
+      chain_id_(identity.chain_id),
+      find_pools_(options.find_pools) {
   std::uint32_t slots = 0;
   for (const auto& path : options.replica_pools) {
     auto pool = open_pool(path, identity.chain_id);
@@ -89,6 +92,7 @@ RubbleHead::RubbleHead(const NodeOptions& options, const Identity& identity, con
     : slot_size_(slot_size_for(options.sst_size)),
       slot_wait_(options.ack_timeout),
       chain_id_(identity.chain_id),
+      find_pools_(options.find_pools),
       live_(std::move(live)) {
   if (pools.empty()) throw std::runtime_error("a rubble head needs at least one replica to write SSTs into");
   std::uint32_t slots = 0;
@@ -295,16 +299,18 @@ std::string RubbleHead::add_replica(const wire::Member& member, wire::AddReplica
   if (!sequencer_) return "the head's database is not open yet";
   for (const auto& t : targets_)
     if (t.id == member.pool_id()) return "the pool of " + member.addr() + " already receives SSTs";
+  // This machine's path to the new replica's pool (over NVMe-oF across machines).
+  std::string why;
+  const std::string path = locate_pool(member.pool_id(), find_pools_, member.pool(), &why);
+  if (path.empty()) return why;
   std::unique_ptr<Pool> pool;
   try {
-    pool = open_pool(member.pool(), chain_id_);
+    pool = open_pool(path, chain_id_);
   } catch (const std::exception& e) {
     return e.what();
   }
-  if (pool->header().pool_id != member.pool_id())
-    return "pool " + member.pool() + " has id " + pool->header().pool_id + ", not " + member.pool_id();
   if (pool->header().slot_count != slots_->slots())
-    return "pool " + member.pool() + " has " + std::to_string(pool->header().slot_count) + " slots but the chain's " +
+    return "pool " + path + " has " + std::to_string(pool->header().slot_count) + " slots but the chain's " +
            "pools have " + std::to_string(slots_->slots()) + ": start the new node with the same --pool-slots";
   const auto bit = slots_->add_replica();
   if (!bit) return "the chain already has 64 replicas";

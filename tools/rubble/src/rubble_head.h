@@ -109,6 +109,7 @@ class RubbleHead : public FileOpSink, public SstShipper {
   const std::uint64_t slot_size_;
   const std::chrono::milliseconds slot_wait_;
   const std::string chain_id_;
+  const std::vector<std::string> find_pools_;  // --find-pools: where this machine reaches replicas' pools
   std::mutex ship_mu_;           // one shipment (slot writes + INSTALL_SST) or membership change at a time
   std::vector<Target> targets_;  // guarded by ship_mu_
   bool fenced_ = false;          // guarded by ship_mu_

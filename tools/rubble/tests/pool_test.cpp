@@ -84,3 +84,26 @@ TEST(Pool, SlotWritesReadBackAtAnyOffset) {
   EXPECT_NE(head->write_slot(0, data.data(), 100), "") << "not a block multiple";
   EXPECT_LT(replica->read_slot(0, kSlot - 10, 20, out), 0) << "past the end of the slot";
 }
+
+// A node that takes over as head finds each replica's pool on its own
+// machine by pool id: under --find-pools first, then the view's path.
+TEST(Pool, LocatedByIdUnderTheGlobsThenTheFallback) {
+  TempDir d;
+  const auto a = Pool::format(d.path() + "/a.pool", kSlot, 2)->header().pool_id;
+  const auto b = Pool::format(d.path() + "/b.pool", kSlot, 2)->header().pool_id;
+  ASSERT_NE(a, b);
+  const std::string alias = d.path() + "/alias/b-over-nvmeof";
+  ASSERT_EQ(::mkdir((d.path() + "/alias").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink((d.path() + "/b.pool").c_str(), alias.c_str()), 0);
+  std::string why;
+  EXPECT_EQ(locate_pool(b, {d.path() + "/*.pool"}, "", &why), d.path() + "/b.pool");
+  EXPECT_EQ(locate_pool(b, {d.path() + "/alias/*", d.path() + "/*.pool"}, "", &why), alias) << "globs in order";
+  EXPECT_EQ(locate_pool(a, {d.path() + "/alias/*"}, d.path() + "/a.pool", &why), d.path() + "/a.pool")
+      << "the fallback when no glob matches the id";
+  EXPECT_EQ(locate_pool(a, {}, d.path() + "/b.pool", &why), "") << "a path with another pool's id is not it";
+  EXPECT_NE(why.find("pool " + a), std::string::npos) << why;
+  EXPECT_NE(why.find(d.path() + "/b.pool (pool " + b + ")"), std::string::npos) << why;
+  EXPECT_NE(why.find("--find-pools"), std::string::npos) << why;
+  EXPECT_EQ(locate_pool(a, {d.path() + "/none*"}, d.path() + "/missing", &why), "");
+  EXPECT_NE(why.find(d.path() + "/missing (no pool)"), std::string::npos) << why;
+}
