@@ -49,6 +49,7 @@ struct Config {
   std::size_t value_size = 1024;
   int threads = 8;
   std::uint32_t batch = 1;  // records per Write call in the load phase
+  bool settle = true;       // wait for the load's flushes and compactions before the workloads
   int replicas = 2;
   std::uint64_t sst_size = 1 << 20;
   std::uint32_t pool_slots = 0;
@@ -65,6 +66,7 @@ struct Phase {
   std::string mode, name;
   std::uint64_t ops = 0, errors = 0;
   double seconds = 0;
+  double settle_seconds = 0;  // load: until the nodes' flushes and compactions finished
   fastpath::LatencyHistogram all, reads, writes;
   std::string first_error;
 };
@@ -224,6 +226,42 @@ Op workload_op(Mix mix, const OpContext& ctx) {
   };
 }
 
+// Waits until no node has a flush or compaction pending or running (two
+// polls in a row), so that the workloads start on a settled LSM tree, as
+// db_bench's wait for compaction does, and the load's CPU includes the
+// compactions it caused.  Returns the seconds waited.
+double settle(const Chain& chain, const std::string& mode) {
+  const auto start = std::chrono::steady_clock::now();
+  auto last_say = start, last_progress = start;
+  std::uint64_t done = 0;  // flushes and compactions so far, all nodes
+  int quiet = 0;
+  while (quiet < 2) {
+    bool busy = false;
+    std::uint64_t now_done = 0;
+    for (const auto& n : chain.nodes()) {
+      wire::StatsReply s;
+      const auto st = ChainClient::stats(n.addr, &s);
+      if (!st.ok()) throw std::runtime_error("stats of " + n.name + " while settling: " + describe(st));
+      busy = busy || s.background_work();
+      now_done += s.flushes() + s.compactions();
+    }
+    quiet = busy ? 0 : quiet + 1;
+    const auto now = std::chrono::steady_clock::now();
+    if (now_done != done) done = now_done, last_progress = now;
+    if (busy && now - last_progress > std::chrono::seconds(120))
+      throw std::runtime_error(mode +
+                               ": flushes or compactions stay pending after the load and none finished for 120 s: "
+                               "a node's RocksDB stopped (see the nodes' logs: run with --keep or --dir)");
+    if (busy && now - last_say > std::chrono::seconds(10)) {
+      last_say = now;
+      std::cerr << kTool << ": " << mode << ": waiting for the load's flushes and compactions ("
+                << fastpath::fixed(std::chrono::duration<double>(now - start).count(), 0) << " s)" << std::endl;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 void snapshot_cpu(const Chain& chain, std::vector<NodeCpu>& nodes) {
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const pid_t pid = chain.nodes()[i].pid;
@@ -280,6 +318,7 @@ void run_mode(const Config& cfg, Mode mode, const ValueSource& values, std::vect
   snapshot_cpu(chain, nodes);
   const std::uint64_t load_calls = (cfg.records + cfg.batch - 1) / cfg.batch;
   phases.push_back(run_phase(chain, cfg, m, "load", load_calls, load_op(values, cfg.records, cfg.batch), cfg.records));
+  if (cfg.settle) phases.back().settle_seconds = settle(chain, m);
   snapshot_cpu(chain, nodes);
   InsertCounter inserts(cfg.records);
   const KeyChooser recent(KeyChooser::Kind::kZipfian, cfg.records);
@@ -308,9 +347,10 @@ std::string mb(std::uint64_t bytes) {
 
 fastpath::Table phase_table(const std::vector<Phase>& phases) {
   fastpath::Table t(
-      {"mode", "phase", "ops", "s", "kops/s", "p50 us", "p99 us", "read p99 us", "write p99 us", "errors"});
+      {"mode", "phase", "ops", "s", "settle s", "kops/s", "p50 us", "p99 us", "read p99 us", "write p99 us", "errors"});
   for (const auto& p : phases)
     t.add_row({p.mode, p.name, std::to_string(p.ops), fastpath::fixed(p.seconds, 1),
+               p.name == "load" ? fastpath::fixed(p.settle_seconds, 1) : "-",
                fastpath::fixed(static_cast<double>(p.ops) / p.seconds / 1000.0, 2), us(p.all.percentile(50)),
                us(p.all.percentile(99)), us(p.reads.percentile(99)), us(p.writes.percentile(99)),
                std::to_string(p.errors)});
@@ -507,6 +547,7 @@ int run(Config& cfg) {
                             {"value_size", cfg.value_size},
                             {"threads", cfg.threads},
                             {"batch", cfg.batch},
+                            {"settle", cfg.settle},
                             {"workloads", cfg.workloads},
                             {"max_scan", cfg.max_scan},
                             {"replicas", cfg.replicas},
@@ -551,6 +592,9 @@ int main(int argc, char** argv) {
   app.add_option("--batch", cfg.batch,
                  "load phase: records per Write call (YCSB batch insert; latencies are then per call)")
       ->capture_default_str();
+  app.add_flag("!--no-settle", cfg.settle,
+               "start the workloads right after the load, while its flushes and compactions still run (by "
+               "default the bench waits for them, and the load's CPU includes them)");
   app.add_option("--replicas", cfg.replicas, "nodes after the head (2 = head, middle, tail)")->capture_default_str();
   app.add_option("--sst-size", sst_size, "SST target and memtable size of the nodes")
       ->check(fastpath::cli::size_validator())

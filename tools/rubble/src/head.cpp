@@ -127,6 +127,18 @@ void Head::write_many(std::vector<wire::KvOp> ops, wire::WriteReply* reply, Done
 }
 
 void Head::write(std::vector<wire::KvOp> ops, wire::WriteReply* reply, Done done) {
+  if (rubble_) {
+    // Every flush must fit a slot of the replicas' pools (pool.h).
+    std::uint64_t bytes = 0;
+    for (const auto& op : ops) bytes += op.key().size() + op.value().size();
+    if (const auto most = max_rubble_write(options_.sst_size); bytes > most)
+      return done({grpc::StatusCode::INVALID_ARGUMENT,
+                   "a write of " + std::to_string(bytes) +
+                       " bytes of keys and values: a rubble chain with --sst-size " +
+                       std::to_string(options_.sst_size) + " takes at most " + std::to_string(most) +
+                       " per call (a quarter of a memtable, so that every flush fits a slot); split it, or run the "
+                       "chain with a larger --sst-size"});
+  }
   if (auto f = acks_.failure(); !f.empty()) return done({grpc::StatusCode::UNAVAILABLE, f});
   if (!ready_) return done({grpc::StatusCode::UNAVAILABLE, "the head is still starting: try again"});
   Pending p{std::move(ops), reply, std::move(done), std::chrono::steady_clock::now() + options_.ack_timeout};
@@ -227,11 +239,17 @@ void Head::writer_loop() {
       if (stopping_) return;
       expire_queued();
     }
+    // At most a quarter of a memtable per group (pool.h: each flush must fit
+    // a slot); the first write always fits (write() refuses larger ones).
+    const std::size_t cap = std::min<std::size_t>(kMaxBatchBytes, max_rubble_write(options_.sst_size));
     std::size_t bytes = 0;
     {
       std::lock_guard lock(writes_mu_);
-      while (!writes_.empty() && bytes < kMaxBatchBytes) {
-        for (const auto& op : writes_.front().ops) bytes += op.key().size() + op.value().size();
+      while (!writes_.empty()) {
+        std::size_t next = 0;
+        for (const auto& op : writes_.front().ops) next += op.key().size() + op.value().size();
+        if (!group.empty() && bytes + next > cap) break;
+        bytes += next;
         group.push_back(std::move(writes_.front()));
         writes_.pop_front();
       }
@@ -239,6 +257,9 @@ void Head::writer_loop() {
     std::vector<const wire::KvOp*> ops;
     for (const auto& p : group)
       for (const auto& op : p.ops) ops.push_back(&op);
+    // Not into a full memtable while the previous one still waits for its
+    // flush: RocksDB would flush both into one SST too large for a slot.
+    store_->wait_for_memtable_room(bytes, options_.ack_timeout);
     rocksdb::Status st;
     {
       Sequencer::Quiet quiet;  // this thread ships the WAL record itself, below
@@ -365,6 +386,7 @@ void Head::fill_stats(wire::StatsReply* r) const {
     r->set_wal_bytes(s.wal_bytes);
     r->set_live_sst_files(s.live_sst_files);
     r->set_live_sst_bytes(s.live_sst_bytes);
+    r->set_background_work(s.background_work);
   }
   if (rubble_) rubble_->fill_stats(r);
 }

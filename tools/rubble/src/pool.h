@@ -6,8 +6,12 @@
 //   offset 0          1 MiB                1 MiB + S          1 MiB + 2S
 //   | header (4 KiB)  | slot 0 (S bytes)   | slot 1           | ...
 //
-// S = SST target size + 1 MiB, rounded up to 4 KiB (as in the published
-// prototype).  The replica that owns the pool formats it; the head opens it
+// S = 1.5 x the SST target size + 1 MiB, rounded up to 4 KiB (the published
+// prototype used target + 1 MiB).  The largest SST the head makes is a
+// flush: one memtable (the target size; the head's writer keeps RocksDB
+// from merging two into one flush, head.cpp), the one write that crossed its size (at most
+// a quarter of it, max_rubble_write) and RocksDB's encoding overhead (about
+// 7% with 1 KiB values).  The replica that owns the pool formats it; the head opens it
 // and writes each finished SST into a slot with one O_DIRECT|O_DSYNC write.
 //
 // The replica reads its slots through the page cache (read_cached), like a
@@ -42,7 +46,12 @@ inline std::uint64_t round_up(std::uint64_t v, std::uint64_t to) {
   return (v + to - 1) / to * to;
 }
 inline std::uint64_t slot_size_for(std::uint64_t sst_size) {
-  return round_up(sst_size + kSlotSlack, kBlock);
+  return round_up(sst_size + sst_size / 2 + kSlotSlack, kBlock);
+}
+// The most key and value bytes a rubble head puts into its memtable at once
+// (one client call, one group of the writer): larger writes are refused.
+inline std::uint64_t max_rubble_write(std::uint64_t sst_size) {
+  return sst_size / 4;
 }
 
 // A zeroed buffer aligned for O_DIRECT.

@@ -492,6 +492,7 @@ void Replica::fill_stats(wire::StatsReply* r) {
   r->set_wal_bytes(st.wal_bytes);
   r->set_live_sst_files(st.live_sst_files);
   r->set_live_sst_bytes(st.live_sst_bytes);
+  r->set_background_work(st.background_work);
 }
 
 void Replica::fill_state(wire::NodeState* st) {

@@ -58,6 +58,7 @@ std::unique_ptr<Store> Store::open_primary(const std::string& dir, const StoreOp
   const auto st = rocksdb::DB::Open(o, dir, cfs, &handles, &db);
   if (!st.ok()) throw std::runtime_error("cannot open RocksDB in " + dir + ": " + st.ToString());
   s->db_.reset(db);
+  s->memtable_bytes_ = so.sst_size;
   s->open_handles(std::move(handles));
   s->load_applied_seq();
   return s;
@@ -224,6 +225,18 @@ std::vector<std::string> Store::live_files() const {
   return names;
 }
 
+void Store::wait_for_memtable_room(std::size_t bytes, std::chrono::milliseconds max) {
+  const auto deadline = std::chrono::steady_clock::now() + max;
+  for (;;) {
+    std::uint64_t immutable = 0, active = 0;
+    db_->GetIntProperty(data_cf_.get(), rocksdb::DB::Properties::kNumImmutableMemTable, &immutable);
+    db_->GetIntProperty(data_cf_.get(), rocksdb::DB::Properties::kCurSizeActiveMemTable, &active);
+    if (immutable == 0 || active + bytes < memtable_bytes_ / 2 || std::chrono::steady_clock::now() >= deadline) return;
+    std::unique_lock lock(listener_->flush_mu);
+    listener_->flushed.wait_for(lock, std::chrono::milliseconds(5));
+  }
+}
+
 StoreStats Store::stats() const {
   StoreStats s;
   s.flushes = listener_->flushes.load();
@@ -235,6 +248,13 @@ StoreStats Store::stats() const {
   db_->GetLiveFilesMetaData(&files);
   s.live_sst_files = files.size();
   for (const auto& f : files) s.live_sst_bytes += f.size;
+  // Pending or running background work (a primary's; a secondary has none).
+  using P = rocksdb::DB::Properties;
+  for (const std::string& property :
+       {P::kCompactionPending, P::kMemTableFlushPending, P::kNumRunningCompactions, P::kNumRunningFlushes}) {
+    std::uint64_t v = 0;
+    if (db_->GetIntProperty(data_cf_.get(), property, &v) && v > 0) s.background_work = true;
+  }
   return s;
 }
 

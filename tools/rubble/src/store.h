@@ -10,9 +10,12 @@
 #include <rocksdb/statistics.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,15 +39,22 @@ struct StoreStats {
   std::uint64_t wal_bytes = 0;
   std::uint64_t live_sst_files = 0;
   std::uint64_t live_sst_bytes = 0;
+  bool background_work = false;  // a flush or compaction is pending or running (primary)
 };
 
 class CountingListener : public rocksdb::EventListener {
  public:
-  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { flushes++; }
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+    flushes++;
+    std::lock_guard lock(flush_mu);
+    flushed.notify_all();
+  }
   void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override { compactions++; }
 
   std::atomic<std::uint64_t> flushes{0};
   std::atomic<std::uint64_t> compactions{0};
+  std::mutex flush_mu;
+  std::condition_variable flushed;
 };
 
 class Store {
@@ -86,6 +96,12 @@ class Store {
                        std::size_t chunk_bytes, std::uint64_t* seq);
   rocksdb::Status load(const std::vector<std::pair<std::string, std::string>>& kvs);
   rocksdb::Status set_applied(std::uint64_t seq);
+  // Primary: waits (at most max) while a write of bytes could make RocksDB
+  // switch memtables with a flush still pending, since its next flush would
+  // then merge both memtables into one SST of up to twice the memtable size
+  // (too large for a rubble slot): returns at once when no flush is pending
+  // or the active memtable is less than half full.
+  void wait_for_memtable_room(std::size_t bytes, std::chrono::milliseconds max);
   // Primary only: flushes the memtable and compacts everything (tests).
   rocksdb::Status flush_and_compact();
   // Secondary only: installs what the primary directory gained since.
@@ -113,6 +129,7 @@ class Store {
   std::shared_ptr<CountingListener> listener_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
   std::atomic<std::uint64_t> applied_seq_{0};
+  std::uint64_t memtable_bytes_ = 0;  // write_buffer_size
 };
 
 }  // namespace fastpath::rubble

@@ -343,6 +343,36 @@ TEST(ChainRubble, BatchedWritesApplyInOrderAndBadOnesAreRefusedWhole) {
   EXPECT_GT(stats(chain.head()).ssts_shipped(), 0u);
 }
 
+// A rubble head takes at most a quarter of a memtable per call, so that
+// every flush fits a slot; larger writes are refused and the chain goes on.
+TEST(ChainRubble, WritesTooLargeForASlotAreRefused) {
+  TempDir dir;
+  Chain chain(spec(dir, Mode::kRubble));  // 256 KiB SSTs: at most 64 KiB per call
+  ChainClient c(chain.head(), chain.tail());
+  auto st = c.put("big", std::string(70 << 10, 'v'));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << describe(st);
+  EXPECT_NE(st.error_message().find("at most 65536"), std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find("--sst-size"), std::string::npos) << st.error_message();
+  wire::WriteRequest req;
+  for (int i = 0; i < 3; ++i) {
+    auto* op = req.add_ops();
+    op->set_key("part" + std::to_string(i));
+    op->set_value(std::string(30 << 10, 'p'));
+  }
+  st = c.write(req);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << describe(st);
+  const std::string fits(60 << 10, 'f');
+  ASSERT_TRUE(c.put("fits", fits).ok());
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(c.put("after" + std::to_string(i), fits).ok()) << i;  // 12 MB: flushes
+  std::string v;
+  bool found = false;
+  ASSERT_TRUE(c.get("fits", &v, &found).ok());
+  EXPECT_TRUE(found && v == fits);
+  ASSERT_TRUE(c.get("part0", &v, &found).ok());
+  EXPECT_FALSE(found) << "a refused call applied an op";
+  EXPECT_GT(stats(chain.head()).ssts_shipped(), 0u);
+}
+
 TEST(ChainRubble, AFullSlotPoolRefusesWritesLoudly) {
   TempDir dir;
   auto s = spec(dir, Mode::kRubble);
@@ -445,4 +475,54 @@ TEST(ChainCtl, ShowsTheChainAndRemovesANode) {
   EXPECT_NE(log_tail(out).find("not a member"), std::string::npos) << log_tail(out);
   EXPECT_NE(run_command(RUBBLE_CTL_BIN, {"--chain", chain.head(), "remove", chain.tail()}, out, 30), 0);
   EXPECT_NE(log_tail(out).find("fewer than two"), std::string::npos) << log_tail(out);
+}
+
+// rubble-bench end to end, small: both modes, the load in Write calls, its
+// report (phases, every node, the summary) in the JSON.
+TEST(RubbleBench, ASmallRunReportsBothModesAndEveryNode) {
+  TempDir dir;
+  const auto bench = std::filesystem::path(RUBBLE_CTL_BIN).parent_path() / "rubble-bench";
+  ASSERT_TRUE(std::filesystem::exists(bench)) << bench << " is not built";
+  const std::string out = dir.path() + "/bench.out", json = dir.path() + "/bench.json";
+  ASSERT_EQ(run_command(bench.string(),
+                        {"--records", "3000", "--batch", "16", "--workloads", "A", "--ops", "400", "--sst-size", "256K",
+                         "--threads", "4", "--node", RUBBLE_NODE_BIN, "--json", json},
+                        out, 300),
+            0)
+      << log_tail(out);
+  std::ifstream in(json);
+  const auto doc = nlohmann::json::parse(in);
+  EXPECT_EQ(doc["config"]["batch"], 16);
+  std::vector<std::string> phases;
+  for (const auto& p : doc["phases"]) {
+    phases.push_back(p["mode"].get<std::string>() + " " + p["phase"].get<std::string>());
+    EXPECT_EQ(p["errors"], 0) << phases.back();
+    EXPECT_EQ(p["ops"], p["phase"] == "load" ? 3000 : 400) << phases.back();
+  }
+  const std::vector<std::string> want = {"baseline load", "baseline A-uniform", "baseline A-zipfian",
+                                         "rubble load",   "rubble A-uniform",   "rubble A-zipfian"};
+  EXPECT_EQ(phases, want);
+  ASSERT_EQ(doc["node_bytes"].size(), 6u);
+  for (const auto& n : doc["node_bytes"]) {
+    const bool replica = n["role"] != "head";
+    const std::string who = n["mode"].get<std::string>() + " " + n["node"].get<std::string>();
+    EXPECT_GT(n["cpu_s"].get<double>(), 0) << who;
+    if (n["mode"] == "rubble" && replica) {
+      EXPECT_EQ(n["compactions"], 0) << who;
+      EXPECT_EQ(n["flushes"], 0) << who;
+    } else {
+      EXPECT_GT(n["flushes"], 0) << who << ": 3 MB of values through 256 KiB memtables";
+    }
+    if (n["mode"] == "rubble" && !replica) {
+      EXPECT_GT(n["sst_bytes_shipped"], 0) << who;
+    }
+  }
+  const auto& s = doc["summary"];
+  EXPECT_GT(s["baseline_cpu_s"].get<double>(), 0);
+  EXPECT_GT(s["rubble_cpu_s"].get<double>(), 0);
+  EXPECT_TRUE(s.contains("load_cpu_reduction_pct"));
+  EXPECT_GT(s["throughput_ratio"]["load"].get<double>(), 0);
+  // Bad input: a batch that does not fit a Write call.
+  EXPECT_NE(run_command(bench.string(), {"--batch", "20000", "--node", RUBBLE_NODE_BIN}, out, 30), 0);
+  EXPECT_NE(log_tail(out).find("--batch must be 1 to 10000"), std::string::npos) << log_tail(out);
 }

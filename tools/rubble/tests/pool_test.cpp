@@ -29,8 +29,8 @@ std::string thrown(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST(Pool, SlotSizeIsTargetPlusOneMiB) {
-  EXPECT_EQ(slot_size_for(8 << 20), (9u << 20));
+TEST(Pool, SlotSizeIsOneAndAHalfTargetsPlusOneMiB) {
+  EXPECT_EQ(slot_size_for(8 << 20), (13u << 20));
   EXPECT_EQ(slot_size_for(1000), kPoolDataOffset + 4096);
 }
 
