@@ -17,10 +17,22 @@
 //   rubble-ctl: adding 127.0.0.1:7003 behind 127.0.0.1:7002: epoch 3: ... -> 127.0.0.1:7003 (joining)
 //   rubble-ctl: 127.0.0.1:7003 caught up; it takes over as tail: epoch 4: ...
 //   $ rubble-ctl --chain 127.0.0.1:7000 remove 127.0.0.1:7001
+//
+// --etcd HOST:PORT (etcd's client address): every view change is committed in
+// etcd (compare-and-swap on the revision it was built on) before any node
+// hears of it, so rubble-ctl processes changing one chain at the same time
+// cannot make two views of one epoch; several `watch` processes may run,
+// one leads (a leased key in etcd) and the others take over when it stops
+// or dies.  See src/ctl.h.
+//
+//   $ rubble-ctl --etcd 127.0.0.1:2379 --chain 127.0.0.1:7000 watch &   # on two machines
+//   rubble-ctl: watch: leading (host-a/4242): ...
+//   rubble-ctl: watch: standing by, host-a/4242 leads
 #include <signal.h>
 
 #include <algorithm>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include "client.h"
@@ -46,7 +58,28 @@ std::vector<std::string> split(const std::vector<std::string>& in) {
   return out;
 }
 
-int show(const std::vector<std::string>& seeds, const std::string& json) {
+// With --etcd: the committed view and who leads the watchers, for show.
+struct EtcdShow {
+  std::string view;  // "epoch N: ..." or "none"
+  std::int64_t revision = 0;
+  std::string watcher;  // "" if none leads
+  std::string error;
+};
+
+EtcdShow etcd_state(EtcdViews* store, const std::string& chain) {
+  EtcdShow s;
+  if (!store || chain.empty()) return s;
+  wire::View v;
+  if (s.error = store->read(chain, &v, &s.revision); !s.error.empty()) return s;
+  s.view = s.revision ? describe(v) : "none";
+  etcd::KeyValue kv;
+  bool found = false;
+  if (s.error = store->client().get(EtcdViews::watcher_key(chain), &kv, &found); !s.error.empty()) return s;
+  if (found) s.watcher = kv.value;
+  return s;
+}
+
+int show(const std::vector<std::string>& seeds, const std::string& json, EtcdViews* etcd) {
   wire::View v;
   std::vector<wire::NodeState> states;
   if (auto e = ChainClient::fetch_view(seeds, &v, std::chrono::seconds(2), &states); !e.empty()) {
@@ -89,18 +122,31 @@ int show(const std::vector<std::string>& seeds, const std::string& json) {
                        {"pool_id", st.pool_id()},
                        {"problem", st.problem()}});
   }
+  const auto in_etcd = etcd_state(etcd, chain);
   if (!json.empty()) {
     nlohmann::json doc = {{"chain_id", chain},  {"mode", mode},       {"epoch", v.epoch()},
                           {"head", head_of(v)}, {"tail", tail_of(v)}, {"members", members}};
+    if (etcd)
+      doc["etcd"] = {{"endpoint", etcd->endpoint()},
+                     {"view", in_etcd.view},
+                     {"revision", in_etcd.revision},
+                     {"watcher", in_etcd.watcher},
+                     {"error", in_etcd.error}};
     fastpath::write_json(doc, json);
     if (json == "-") return 0;
   }
   std::cout << "chain " << chain << ", " << mode << " mode, view " << describe(v) << "\n";
+  if (etcd && in_etcd.error.empty())
+    std::cout << "etcd " << etcd->endpoint() << ": view " << in_etcd.view << " (revision " << in_etcd.revision
+              << "), watcher " << (in_etcd.watcher.empty() ? "none" : in_etcd.watcher + " leads") << "\n";
+  else if (etcd)
+    std::cout << "etcd " << etcd->endpoint() << ": " << in_etcd.error << "\n";
   t.print(std::cout);
   return 0;
 }
 
-int watch(const std::vector<std::string>& seeds, double interval_ms, double failure_s) {
+int watch(const std::vector<std::string>& seeds, double interval_ms, double failure_s, const std::string& etcd,
+          const std::string& name) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -111,6 +157,8 @@ int watch(const std::vector<std::string>& seeds, double interval_ms, double fail
   o.interval = std::chrono::milliseconds(static_cast<long>(interval_ms));
   o.failure_timeout = std::chrono::milliseconds(static_cast<long>(failure_s * 1000));
   o.log = &std::cerr;
+  o.etcd = etcd;
+  o.name = name;
   Watcher w(o);
   wire::View v;
   if (auto e = ChainClient::fetch_view(seeds, &v); !e.empty()) {
@@ -118,7 +166,11 @@ int watch(const std::vector<std::string>& seeds, double interval_ms, double fail
     return 1;
   }
   std::cerr << kTool << ": watching " << describe(v) << " (heartbeat every " << interval_ms << " ms, failure after "
-            << failure_s << " s)" << std::endl;
+            << failure_s << " s"
+            << (etcd.empty()
+                    ? ""
+                    : "; views committed in etcd at " + etcd + ", one leader among the watchers, this one " + w.name())
+            << ")" << std::endl;
   w.start();
   int sig = 0;
   sigwait(&set, &sig);
@@ -134,7 +186,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> chain;
   app.add_option("--chain", chain, "address of any member of the chain (repeat or comma-separate for several)")
       ->required();
-  std::string json, node;
+  std::string etcd_addr;
+  app.add_option("--etcd", etcd_addr,
+                 "HOST:PORT of etcd (its client URL): commit every view change there first (compare-and-swap), "
+                 "and elect one leader among several watchers");
+  std::string json, node, name;
   double timeout_s = 300, interval_ms = 100, failure_s = 2;
   auto* show_cmd = app.add_subcommand("show", "members, roles, sequence numbers, lag, and what each node reports");
   show_cmd->add_option("--json", json, "also write the chain's state as JSON to this file ('-': stdout only)");
@@ -149,17 +205,28 @@ int main(int argc, char** argv) {
   watch_cmd->add_option("--interval", interval_ms, "milliseconds between heartbeats")->capture_default_str();
   watch_cmd->add_option("--failure-timeout", failure_s, "seconds without an answer before a node is removed")
       ->capture_default_str();
+  watch_cmd->add_option("--name", name, "with --etcd: this watcher in etcd's leader key (default: HOST/PID)");
   if (int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
   const auto seeds = split(chain);
   try {
-    if (*show_cmd) return show(seeds, json);
-    if (*watch_cmd) return watch(seeds, interval_ms, failure_s);
+    // etcd first: with --etcd nothing may change without it.
+    std::unique_ptr<EtcdViews> etcd;
+    if (!etcd_addr.empty()) {
+      etcd = std::make_unique<EtcdViews>(etcd_addr);
+      if (auto e = etcd->check(); !e.empty()) {
+        fastpath::cli::error(kTool, e);
+        return 1;
+      }
+    }
+    if (*show_cmd) return show(seeds, json, etcd.get());
+    if (*watch_cmd) return watch(seeds, interval_ms, failure_s, etcd_addr, name);
     std::string e;
     wire::View v;
     if (*remove_cmd)
-      e = remove_node(seeds, node, &std::cerr, &v);
+      e = remove_node(seeds, node, &std::cerr, &v, etcd.get());
     else
-      e = add_node(seeds, node, std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)), &std::cerr, &v);
+      e = add_node(seeds, node, std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)), &std::cerr, &v,
+                   etcd.get());
     if (!e.empty()) {
       fastpath::cli::error(kTool, e);
       return 1;

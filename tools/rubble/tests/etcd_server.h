@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0
+// A real etcd server for tests: one member on free loopback ports, its data
+// in a temporary directory, stopped (and its data removed) on destruction;
+// and a way to start any process in the background.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "etcd.h"
+#include "runner.h"
+#include "testutil.h"
+
+extern char** environ;
+
+namespace fastpath::rubble::test {
+
+constexpr const char* kEtcdBinary = "/usr/bin/etcd";
+
+// Starts binary with args in the background, its output going to log.
+inline pid_t spawn_process(const std::string& binary, const std::vector<std::string>& args, const std::string& log) {
+  std::vector<char*> argv{const_cast<char*>(binary.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, binary.c_str(), &fa, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw std::runtime_error("cannot start " + binary + ": " + std::strerror(rc));
+  return pid;
+}
+
+class EtcdServer {
+ public:
+  // Whether etcd is installed (scripts/install-deps.sh: etcd-server).
+  static bool installed() { return ::access(kEtcdBinary, X_OK) == 0; }
+
+  // Starts etcd and waits until it answers; throws with the end of its log
+  // when it does not.
+  EtcdServer() : dir_("rubble-etcd") {
+    const int client = closed_port();
+    int peer = closed_port();
+    while (peer == client) peer = closed_port();
+    endpoint_ = "127.0.0.1:" + std::to_string(client);
+    const std::string client_url = "http://" + endpoint_;
+    const std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
+    log_ = dir_.path() + "/etcd.log";
+    // A shorter election timeout than the default (1 s) makes the single
+    // member elect itself sooner (etcd's minimum lease TTL falls to 1 s;
+    // rubble-ctl asks for at least 2 s anyway).
+    pid_ = spawn_process(kEtcdBinary,
+                         {"--name", "default", "--data-dir", dir_.path() + "/data", "--listen-client-urls", client_url,
+                          "--advertise-client-urls", client_url, "--listen-peer-urls", peer_url,
+                          "--initial-advertise-peer-urls", peer_url, "--initial-cluster", "default=" + peer_url,
+                          "--heartbeat-interval", "50", "--election-timeout", "500"},
+                         log_);
+    // A connection made while etcd starts can stall for seconds (seen with
+    // etcd 3.4: the TCP connect and then the HTTP/2 preface, 5 s each), so
+    // first wait for etcd to say it serves, then ask with a fresh client
+    // (its own connection) each time.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::string why = "it did not say it serves clients";
+    for (;;) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw std::runtime_error("etcd exited during start-up; its log:\n" + log_tail(log_));
+      }
+      if (log_tail(log_, 1 << 20).find("ready to serve client requests") != std::string::npos) {
+        etcd::Client c(endpoint_, std::chrono::seconds(1));
+        if (why = c.check(); why.empty()) return;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        stop();
+        throw std::runtime_error("etcd did not answer at " + endpoint_ + " in time (" + why + "); its log:\n" +
+                                 log_tail(log_));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~EtcdServer() { stop(); }
+  EtcdServer(const EtcdServer&) = delete;
+  EtcdServer& operator=(const EtcdServer&) = delete;
+
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& log() const { return log_; }
+  void stop() {
+    if (pid_ > 0) stop_node(pid_, 5);
+    pid_ = -1;
+  }
+
+ private:
+  TempDir dir_;
+  std::string endpoint_;
+  std::string log_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace fastpath::rubble::test
