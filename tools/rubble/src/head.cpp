@@ -268,6 +268,16 @@ void Head::writer_loop() {
     if (!st.ok()) {
       for (auto& p : group)
         p.done({grpc::StatusCode::INTERNAL, "the head's RocksDB refused the write: " + st.ToString()});
+    } else if (sequencer_->closed()) {
+      // stop() closed the sequencer while the group was written: its WAL
+      // record may have been dropped instead of queued (Sequencer::submit),
+      // and last_seq() would then name an earlier, acknowledged entry: the
+      // group would be answered OK without having left the head.  Checked
+      // after the write, so an open sequencer here means the record was
+      // queued.  The client retries at the new head; puts and deletes are
+      // idempotent.
+      for (auto& p : group)
+        p.done({grpc::StatusCode::UNAVAILABLE, "the head stopped before this write left it: try the new head"});
     } else {
       const std::uint64_t seq = sequencer_->last_seq();  // at or after the entry with the group's WAL record
       ship_now();
