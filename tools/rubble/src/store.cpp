@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -42,6 +43,9 @@ rocksdb::Options Store::make_options(const StoreOptions& so, std::shared_ptr<Cou
   if (so.env) o.env = so.env;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(so.block_cache);
+  // A Get then reads one data block instead of one per level: a rubble tail
+  // reads SSTs it did not write, cold from its pool (the same in both modes).
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return o;
 }
