@@ -134,42 +134,33 @@ grpc::Status ChainClient::retry(bool write, Call call) {
   }
 }
 
-grpc::Status ChainClient::put(const std::string& key, const std::string& value, std::uint64_t* seq) {
-  wire::PutRequest req;
-  req.set_key(key);
-  req.set_value(value);
+template <class Request, class Method>
+grpc::Status ChainClient::write_call(const Request& req, Method method, std::uint64_t* seq) {
   return retry(true, [&](wire::Rubble::Stub& stub) {
     grpc::ClientContext ctx;
     set_deadline(ctx);
     wire::WriteReply reply;
-    auto st = stub.Put(&ctx, req, &reply);
+    auto st = (stub.*method)(&ctx, req, &reply);
     if (seq) *seq = reply.seq();
     return st;
   });
+}
+
+grpc::Status ChainClient::put(const std::string& key, const std::string& value, std::uint64_t* seq) {
+  wire::PutRequest req;
+  req.set_key(key);
+  req.set_value(value);
+  return write_call(req, &wire::Rubble::Stub::Put, seq);
 }
 
 grpc::Status ChainClient::del(const std::string& key, std::uint64_t* seq) {
   wire::DeleteRequest req;
   req.set_key(key);
-  return retry(true, [&](wire::Rubble::Stub& stub) {
-    grpc::ClientContext ctx;
-    set_deadline(ctx);
-    wire::WriteReply reply;
-    auto st = stub.Delete(&ctx, req, &reply);
-    if (seq) *seq = reply.seq();
-    return st;
-  });
+  return write_call(req, &wire::Rubble::Stub::Delete, seq);
 }
 
 grpc::Status ChainClient::write(const wire::WriteRequest& req, std::uint64_t* seq) {
-  return retry(true, [&](wire::Rubble::Stub& stub) {
-    grpc::ClientContext ctx;
-    set_deadline(ctx);
-    wire::WriteReply reply;
-    auto st = stub.Write(&ctx, req, &reply);
-    if (seq) *seq = reply.seq();
-    return st;
-  });
+  return write_call(req, &wire::Rubble::Stub::Write, seq);
 }
 
 grpc::Status ChainClient::get(const std::string& key, std::string* value, bool* found) {

@@ -59,6 +59,9 @@ class ChainClient {
   bool refresh();
   template <class Call>
   grpc::Status retry(bool write, Call call);
+  // Put, Delete or Write (method) at the head, with retries; seq from its reply.
+  template <class Request, class Method>
+  grpc::Status write_call(const Request& req, Method method, std::uint64_t* seq);
 
   std::unique_ptr<wire::Rubble::Stub> head_;
   std::unique_ptr<wire::Rubble::Stub> tail_;

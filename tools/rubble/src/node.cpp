@@ -193,41 +193,34 @@ std::string Node::not_tail() const {
          (t.empty() ? "" : " (" + t + ")");
 }
 
-grpc::ServerUnaryReactor* Node::Put(grpc::CallbackServerContext* ctx, const wire::PutRequest* req,
-                                    wire::WriteReply* reply) {
+// A write call: started on this node's head, or refused when it is not one.
+grpc::ServerUnaryReactor* Node::on_head(grpc::CallbackServerContext* ctx,
+                                        const std::function<void(Head&, Head::Done)>& start) {
   auto* reactor = ctx->DefaultReactor();
   auto h = head();
   if (!h) {
     reactor->Finish({grpc::StatusCode::FAILED_PRECONDITION, not_head()});
     return reactor;
   }
-  h->put(req->key(), req->value(), reply, [reactor](grpc::Status st) { reactor->Finish(std::move(st)); });
+  start(*h, [reactor](grpc::Status st) { reactor->Finish(std::move(st)); });
   return reactor;
+}
+
+grpc::ServerUnaryReactor* Node::Put(grpc::CallbackServerContext* ctx, const wire::PutRequest* req,
+                                    wire::WriteReply* reply) {
+  return on_head(ctx, [&](Head& h, Head::Done done) { h.put(req->key(), req->value(), reply, std::move(done)); });
 }
 
 grpc::ServerUnaryReactor* Node::Delete(grpc::CallbackServerContext* ctx, const wire::DeleteRequest* req,
                                        wire::WriteReply* reply) {
-  auto* reactor = ctx->DefaultReactor();
-  auto h = head();
-  if (!h) {
-    reactor->Finish({grpc::StatusCode::FAILED_PRECONDITION, not_head()});
-    return reactor;
-  }
-  h->del(req->key(), reply, [reactor](grpc::Status st) { reactor->Finish(std::move(st)); });
-  return reactor;
+  return on_head(ctx, [&](Head& h, Head::Done done) { h.del(req->key(), reply, std::move(done)); });
 }
 
 grpc::ServerUnaryReactor* Node::Write(grpc::CallbackServerContext* ctx, const wire::WriteRequest* req,
                                       wire::WriteReply* reply) {
-  auto* reactor = ctx->DefaultReactor();
-  auto h = head();
-  if (!h) {
-    reactor->Finish({grpc::StatusCode::FAILED_PRECONDITION, not_head()});
-    return reactor;
-  }
-  std::vector<wire::KvOp> ops(req->ops().begin(), req->ops().end());
-  h->write_many(std::move(ops), reply, [reactor](grpc::Status st) { reactor->Finish(std::move(st)); });
-  return reactor;
+  return on_head(ctx, [&](Head& h, Head::Done done) {
+    h.write_many({req->ops().begin(), req->ops().end()}, reply, std::move(done));
+  });
 }
 
 grpc::Status Node::Get(grpc::ServerContext*, const wire::GetRequest* req, wire::GetReply* reply) {

@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -71,6 +72,8 @@ class Node final : public NodeService {
 
  private:
   std::string listen();
+  grpc::ServerUnaryReactor* on_head(grpc::CallbackServerContext* ctx,
+                                    const std::function<void(Head&, Head::Done)>& start);
   void on_link(LinkSocket& link);
   Identity head_identity(const std::optional<Identity>& found) const;
   std::shared_ptr<Head> head() const;

@@ -28,7 +28,9 @@ std::string read_first_line(const std::string& path) {
   return line;
 }
 
-pid_t spawn(const std::string& binary, const std::vector<std::string>& args, const std::string& log) {
+}  // namespace
+
+pid_t spawn_process(const std::string& binary, const std::vector<std::string>& args, const std::string& log) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(binary.c_str()));
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -51,8 +53,6 @@ pid_t spawn(const std::string& binary, const std::vector<std::string>& args, con
   return pid;
 }
 
-}  // namespace
-
 std::string log_tail(const std::string& path, std::size_t max_bytes) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -67,7 +67,7 @@ NodeProcess spawn_node(const std::string& binary, const std::vector<std::string>
   std::filesystem::remove(ready_file);
   NodeProcess p;
   p.log = log;
-  p.pid = spawn(binary, args, log);
+  p.pid = spawn_process(binary, args, log);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
@@ -97,7 +97,7 @@ int stop_node(pid_t pid, double grace_s) {
 
 int run_command(const std::string& binary, const std::vector<std::string>& args, const std::string& log,
                 double timeout_s) {
-  const pid_t pid = spawn(binary, args, log);
+  const pid_t pid = spawn_process(binary, args, log);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   int status = 0;
   while (::waitpid(pid, &status, WNOHANG) != pid) {

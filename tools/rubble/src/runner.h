@@ -33,6 +33,9 @@ struct NodeProcess {
   std::string log;
 };
 
+// Starts binary with args in the background, stdout and stderr going to
+// log.  Throws std::runtime_error when it cannot be started.
+pid_t spawn_process(const std::string& binary, const std::vector<std::string>& args, const std::string& log);
 // Spawns rubble-node with args, its output going to log; waits until it
 // writes ready_file.  Throws std::runtime_error with the end of its log when
 // it exits first or takes longer than timeout_s.

@@ -531,7 +531,7 @@ TEST(EtcdWatch, AKilledLeaderIsReplacedOnceItsLeaseExpires) {
   Chain chain(spec(dir, 2));  // head, middle, tail
   const auto id = chain_id_of(chain.head());
   const auto proc_log = dir.path() + "/watch.log";
-  pid_t proc = fastpath::rubble::test::spawn_process(
+  pid_t proc = fastpath::rubble::spawn_process(
       RUBBLE_CTL_BIN,
       {"--etcd", server.endpoint(), "--chain", chain.head(), "watch", "--failure-timeout", "1", "--name", "proc"},
       proc_log);
