@@ -346,14 +346,14 @@ std::string mb(std::uint64_t bytes) {
 }
 
 fastpath::Table phase_table(const std::vector<Phase>& phases) {
-  fastpath::Table t(
-      {"mode", "phase", "ops", "s", "settle s", "kops/s", "p50 us", "p99 us", "read p99 us", "write p99 us", "errors"});
+  fastpath::Table t({"mode", "phase", "ops", "s", "settle s", "kops/s", "p50 us", "p99 us", "read p50 us",
+                     "read p99 us", "write p50 us", "write p99 us", "errors"});
   for (const auto& p : phases)
     t.add_row({p.mode, p.name, std::to_string(p.ops), fastpath::fixed(p.seconds, 1),
                p.name == "load" ? fastpath::fixed(p.settle_seconds, 1) : "-",
                fastpath::fixed(static_cast<double>(p.ops) / p.seconds / 1000.0, 2), us(p.all.percentile(50)),
-               us(p.all.percentile(99)), us(p.reads.percentile(99)), us(p.writes.percentile(99)),
-               std::to_string(p.errors)});
+               us(p.all.percentile(99)), us(p.reads.percentile(50)), us(p.reads.percentile(99)),
+               us(p.writes.percentile(50)), us(p.writes.percentile(99)), std::to_string(p.errors)});
   return t;
 }
 
