@@ -223,12 +223,18 @@ grpc::ServerUnaryReactor* Node::Write(grpc::CallbackServerContext* ctx, const wi
   });
 }
 
-grpc::Status Node::Get(grpc::ServerContext*, const wire::GetRequest* req, wire::GetReply* reply) {
+grpc::ServerUnaryReactor* Node::Get(grpc::CallbackServerContext* ctx, const wire::GetRequest* req,
+                                    wire::GetReply* reply) {
+  auto* reactor = ctx->DefaultReactor();
   auto r = replica();
-  if (!r) return {grpc::StatusCode::FAILED_PRECONDITION, not_tail()};
+  if (!r) {
+    reactor->Finish({grpc::StatusCode::FAILED_PRECONDITION, not_tail()});
+    return reactor;
+  }
   auto st = r->get(req->key(), reply);
   reply_bytes_sent_ += reply->ByteSizeLong();
-  return st;
+  reactor->Finish(std::move(st));
+  return reactor;
 }
 
 grpc::Status Node::Scan(grpc::ServerContext*, const wire::ScanRequest* req, wire::ScanReply* reply) {

@@ -42,10 +42,11 @@
 namespace fastpath::rubble {
 
 // Put, Delete and Write use gRPC's callback API: a write waiting for the
-// tail's acknowledgement holds no server thread.  The other methods are
-// synchronous.
-using NodeService = wire::Rubble::WithCallbackMethod_Put<
-    wire::Rubble::WithCallbackMethod_Delete<wire::Rubble::WithCallbackMethod_Write<wire::Rubble::Service>>>;
+// tail's acknowledgement holds no server thread.  Get too: it answers inline
+// on gRPC's callback thread, without the hand-over to a sync server thread.
+// The other methods are synchronous.
+using NodeService = wire::Rubble::WithCallbackMethod_Put<wire::Rubble::WithCallbackMethod_Delete<
+    wire::Rubble::WithCallbackMethod_Write<wire::Rubble::WithCallbackMethod_Get<wire::Rubble::Service>>>>;
 
 class Node final : public NodeService {
  public:
@@ -63,7 +64,7 @@ class Node final : public NodeService {
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext*, const wire::DeleteRequest*,
                                    wire::WriteReply*) override;
   grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext*, const wire::WriteRequest*, wire::WriteReply*) override;
-  grpc::Status Get(grpc::ServerContext*, const wire::GetRequest*, wire::GetReply*) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext*, const wire::GetRequest*, wire::GetReply*) override;
   grpc::Status Scan(grpc::ServerContext*, const wire::ScanRequest*, wire::ScanReply*) override;
   grpc::Status Stats(grpc::ServerContext*, const wire::StatsRequest*, wire::StatsReply*) override;
   grpc::Status State(grpc::ServerContext*, const wire::StateRequest*, wire::NodeState*) override;
