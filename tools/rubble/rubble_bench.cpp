@@ -54,6 +54,7 @@ struct Config {
   std::uint64_t sst_size = 1 << 20;
   std::uint32_t pool_slots = 0;
   double catch_up_ms = 50;
+  bool warm_cache = true;  // rubble tails warm their page cache while serving reads
   std::vector<Mode> modes;
   std::vector<KeyChooser::Kind> dists;
   std::string workloads;  // letters A to F, in the order given
@@ -283,6 +284,7 @@ ChainSpec chain_spec(const Config& cfg, Mode mode) {
   s.sst_size = cfg.sst_size;
   s.pool_slots = cfg.pool_slots;
   s.extra_args = {"--ack-timeout", "60", "--catch-up-interval", std::to_string(cfg.catch_up_ms)};
+  if (!cfg.warm_cache) s.extra_args.emplace_back("--no-warm-cache");
   return s;
 }
 
@@ -397,6 +399,7 @@ nlohmann::json node_details(const std::vector<NodeCpu>& nodes) {
                    {"replication_bytes_sent", s.bytes_sent()},
                    {"replication_batches_sent", s.batches_sent()},
                    {"catchups", s.catchups()},
+                   {"sst_bytes_warmed", s.sst_bytes_warmed()},
                    {"catchup_s", s.catchup_seconds()},
                    {"overlay_keys", s.overlay_keys()},
                    {"replication_entries_sent", s.entries_sent()},
@@ -548,6 +551,7 @@ int run(Config& cfg) {
                             {"threads", cfg.threads},
                             {"batch", cfg.batch},
                             {"settle", cfg.settle},
+                            {"warm_cache", cfg.warm_cache},
                             {"workloads", cfg.workloads},
                             {"max_scan", cfg.max_scan},
                             {"replicas", cfg.replicas},
@@ -600,6 +604,8 @@ int main(int argc, char** argv) {
       ->check(fastpath::cli::size_validator())
       ->capture_default_str();
   app.add_option("--pool-slots", cfg.pool_slots, "slots per replica pool (default: 3x the data, at least 64)");
+  app.add_flag("!--no-warm-cache", cfg.warm_cache,
+               "rubble tails do not read the SSTs they open into the page cache while serving reads");
   app.add_option("--catch-up-interval", cfg.catch_up_ms,
                  "rubble replicas: milliseconds between catch-ups (rubble-node)")
       ->capture_default_str();

@@ -55,6 +55,8 @@ void add_options(CLI::App& app, Args& a) {
   app.add_option("--catch-up-interval", a.catch_up_ms,
                  "rubble replicas: at least this many milliseconds between catch-ups of the secondary RocksDB")
       ->capture_default_str();
+  app.add_flag("!--no-warm-cache", a.o.warm_cache,
+               "rubble tail: do not read the SSTs it opens into the page cache while it serves reads");
   app.add_option("--max-inflight", a.o.max_inflight,
                  "head: replication batches the tail has not acknowledged before the next one waits (writes that "
                  "arrive meanwhile go together in the next batch)")

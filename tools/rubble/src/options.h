@@ -27,6 +27,7 @@ struct NodeOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds ack_timeout{10000};
   std::chrono::microseconds catch_up_interval{50000};  // rubble replicas: at most one catch-up per interval
+  bool warm_cache = true;          // rubble tail: read each SST it opens while serving reads (warmer.h)
   std::uint32_t max_inflight = 1;  // head: batches on their way down the chain before the next one waits
 };
 

@@ -42,8 +42,11 @@ RubbleReplica::RubbleReplica(const NodeOptions& options)
   applier_ = std::make_unique<MirrorApplier>(mirror_dir_, table_, pool_->header());
   applier_->reset();
   tail_ = options.role == Role::kTail;  // a tail from the start decodes the WAL from the first entry
+  if (options.warm_cache) warmer_ = std::make_unique<SlotWarmer>(*pool_, table_);
   fs_ = std::make_shared<SlotFileSystem>(rocksdb::FileSystem::Default(), mirror_dir_, *pool_, table_,
-                                         /*hide_wal=*/true);
+                                         /*hide_wal=*/true, [this](const std::string& name) {
+                                           if (warmer_) warmer_->opened(name);
+                                         });
   env_ = rocksdb::NewCompositeEnv(fs_);
 }
 
@@ -55,6 +58,7 @@ void RubbleReplica::close_secondary() {
   std::unique_lock lock(db_mu_);
   store_.reset();
   secondary_open_ = false;
+  if (warmer_) warmer_->cancel();  // nothing opens SSTs now; the slot table may be reset next
 }
 
 // Without a secondary nothing reads the slots: a deleted SST's slot goes
@@ -233,6 +237,7 @@ std::string RubbleReplica::catch_up() {
 }
 
 grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
+  if (warmer_) warmer_->read_served();
   if (const auto recent = wal_.overlay().get(key)) {
     if (*recent) {
       reply->set_found(true);
@@ -253,6 +258,7 @@ grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
 }
 
 grpc::Status RubbleReplica::scan(const std::string& start, std::size_t limit, wire::ScanReply* reply) {
+  if (warmer_) warmer_->read_served();
   std::shared_lock lock(db_mu_);
   if (!store_)
     return {grpc::StatusCode::UNAVAILABLE, "this replica has not received the head's database yet: wait for the head"};
@@ -273,6 +279,7 @@ void RubbleReplica::fill_stats(wire::StatsReply* r) {
   r->set_slots_in_use(table_.in_use());
   r->set_catchups(catchups_.load());
   r->set_catchup_seconds(static_cast<double>(catchup_ns_.load()) / 1e9);
+  if (warmer_) r->set_sst_bytes_warmed(warmer_->bytes_warmed());
   r->set_overlay_keys(wal_.overlay().size());
   std::shared_lock lock(db_mu_);
   if (!store_) {  // a middle: the head's live SSTs as its slots hold them

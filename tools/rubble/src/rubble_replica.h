@@ -50,6 +50,7 @@
 #include "rubble.pb.h"
 #include "slot_fs.h"
 #include "store.h"
+#include "warmer.h"
 
 namespace fastpath::rubble {
 
@@ -129,6 +130,7 @@ class RubbleReplica {
   std::atomic<std::uint64_t> catchups_{0};
   std::atomic<std::uint64_t> catchup_ns_{0};  // time spent in TryCatchUpWithPrimary
   WalOverlay wal_;                            // tail only; apply/load/clear under apply_mu_
+  std::unique_ptr<SlotWarmer> warmer_;        // --warm-cache; declared last: stops first
 };
 
 }  // namespace fastpath::rubble

@@ -43,6 +43,14 @@ std::optional<SlotFile> SlotTable::open_reader(const std::string& name) {
   return it->second.file;
 }
 
+std::optional<SlotFile> SlotTable::open_live_reader(const std::string& name) {
+  std::lock_guard lock(mu_);
+  const auto it = files_.find(name);
+  if (it == files_.end() || it->second.deleted) return std::nullopt;
+  it->second.readers++;
+  return it->second.file;
+}
+
 void SlotTable::release_locked(Iter it) {
   released_.push_back(it->second.file.slot);
   owners_.erase(it->second.file.slot);
@@ -165,8 +173,13 @@ IOStatus not_installed(const std::string& name) {
 }  // namespace
 
 SlotFileSystem::SlotFileSystem(std::shared_ptr<rocksdb::FileSystem> base, std::string dir, const Pool& pool,
-                               SlotTable& table, bool hide_wal)
-    : FileSystemWrapper(std::move(base)), dir_(std::move(dir)), pool_(pool), table_(table), hide_wal_(hide_wal) {}
+                               SlotTable& table, bool hide_wal, std::function<void(const std::string&)> on_open)
+    : FileSystemWrapper(std::move(base)),
+      dir_(std::move(dir)),
+      pool_(pool),
+      table_(table),
+      hide_wal_(hide_wal),
+      on_open_(std::move(on_open)) {}
 
 namespace {
 
@@ -202,6 +215,7 @@ IOStatus SlotFileSystem::NewRandomAccessFile(const std::string& f, const rocksdb
   // it again.
   pool_.drop_cached(file->slot);
   *r = std::make_unique<SlotReader>(pool_, table_, *name, *file);
+  if (on_open_) on_open_(*name);
   return IOStatus::OK();
 }
 

@@ -26,6 +26,7 @@
 #include <rocksdb/file_system.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,8 @@ class SlotTable {
   // Like find(), and the slot stays in use until close_reader().
   std::optional<SlotFile> open_reader(const std::string& name);
   void close_reader(const std::string& name);
+  // Like open_reader(), but nullopt once the head has deleted the file.
+  std::optional<SlotFile> open_live_reader(const std::string& name);
   // The head deleted name (unknown names are ignored).
   void remove(const std::string& name);
   // Bracket every TryCatchUpWithPrimary: begin_catch_up() before it, and
@@ -93,8 +96,10 @@ class SlotTable {
 
 class SlotFileSystem : public rocksdb::FileSystemWrapper {
  public:
+  // on_open: called with the SST's name each time RocksDB opens one (after
+  // its slot's cached pages were dropped); may be empty.
   SlotFileSystem(std::shared_ptr<rocksdb::FileSystem> base, std::string dir, const Pool& pool, SlotTable& table,
-                 bool hide_wal = false);
+                 bool hide_wal = false, std::function<void(const std::string&)> on_open = {});
 
   static const char* kClassName() { return "RubbleSlotFileSystem"; }
   const char* Name() const override { return kClassName(); }
@@ -125,6 +130,7 @@ class SlotFileSystem : public rocksdb::FileSystemWrapper {
   const Pool& pool_;
   SlotTable& table_;
   const bool hide_wal_;
+  const std::function<void(const std::string&)> on_open_;
 };
 
 // Applies the head's file operations, in order, to the mirror directory and

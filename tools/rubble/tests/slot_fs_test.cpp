@@ -15,6 +15,7 @@
 
 #include "slot_fs.h"
 #include "testutil.h"
+#include "warmer.h"
 
 using namespace fastpath::rubble;
 using fastpath::rubble::test::TempDir;
@@ -191,6 +192,58 @@ TEST(SlotFileSystem, ReadsAreCachedAndAReusedSlotStartsUncached) {
   ASSERT_EQ(table.install("000009.sst", {2, kSst}), "");
   ASSERT_TRUE(fs.NewRandomAccessFile(mirror + "/000009.sst", {}, &f, nullptr).ok());
   EXPECT_EQ(resident_pages(path, at, kSst), 0u) << "opening the new occupant drops the old one's pages";
+}
+
+// A rubble tail's warmer reads SSTs into the page cache only while reads are
+// served: nothing before the first read, every live file when reads begin,
+// then each SST the secondary opens.  A file the head deleted is skipped and
+// its slot still comes back by the usual rule.
+TEST(SlotWarmer, WarmsOnlyWhileReadsAreServed) {
+  TempDir d;
+  const std::string path = d.path() + "/pool", mirror = d.path() + "/mirror";
+  std::filesystem::create_directories(mirror);
+  constexpr std::uint64_t kSst = 64 << 10;
+  auto replica = Pool::format(path, slot_size_for(kSst), 4);
+  auto head = Pool::open(path, slot_size_for(kSst));
+  AlignedBuffer data(kSst);
+  for (std::uint32_t slot = 0; slot < 3; ++slot) {
+    std::memset(data.data(), 'A' + static_cast<int>(slot), kSst);
+    ASSERT_EQ(head->write_slot(slot, data.data(), kSst), "");
+  }
+  SlotTable table;
+  ASSERT_EQ(table.install("000001.sst", {0, kSst}), "");
+  ASSERT_EQ(table.install("000002.sst", {1, kSst}), "");
+  SlotWarmer warmer(*replica, table);
+  SlotFileSystem fs(rocksdb::FileSystem::Default(), mirror, *replica, table, false,
+                    [&](const std::string& name) { warmer.opened(name); });
+  const auto pages = [&](std::uint32_t slot) { return resident_pages(path, replica->slot_offset(slot), kSst); };
+
+  std::unique_ptr<rocksdb::FSRandomAccessFile> f1, f3;
+  ASSERT_TRUE(fs.NewRandomAccessFile(mirror + "/000001.sst", {}, &f1, nullptr).ok());
+  warmer.drain();
+  EXPECT_EQ(warmer.bytes_warmed(), 0u) << "no reads served yet: nothing warmed";
+  EXPECT_EQ(pages(0), 0u);
+
+  table.remove("000002.sst");
+  warmer.read_served();
+  warmer.drain();
+  EXPECT_EQ(warmer.bytes_warmed(), kSst) << "reads began: every live file, not the deleted one";
+  EXPECT_EQ(pages(0), kSst / 4096);
+  EXPECT_EQ(pages(1), 0u);
+
+  warmer.read_served();
+  ASSERT_EQ(table.install("000003.sst", {2, kSst}), "");
+  ASSERT_TRUE(fs.NewRandomAccessFile(mirror + "/000003.sst", {}, &f3, nullptr).ok());
+  warmer.drain();
+  EXPECT_EQ(warmer.bytes_warmed(), 2 * kSst) << "an SST opened while reads are served";
+  EXPECT_EQ(pages(2), kSst / 4096);
+
+  table.end_catch_up(table.begin_catch_up());
+  EXPECT_EQ(table.take_released(), std::vector<std::uint32_t>{1}) << "the warmer holds no reader afterwards";
+  f1.reset();
+  table.remove("000001.sst");
+  table.end_catch_up(table.begin_catch_up());
+  EXPECT_EQ(table.take_released(), std::vector<std::uint32_t>{0});
 }
 
 // Appends to a WAL are gathered and written together: on flush(), before

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+// Warms a rubble tail's page cache with the SSTs its secondary opens, while
+// the tail serves reads.
+//
+// A baseline replica writes its own SSTs through its page cache, so its reads
+// of freshly compacted data find them there.  A rubble replica's SSTs arrive
+// in its pool from the head, with O_DIRECT (over NVMe-oF: another machine's
+// writes), and opening one drops whatever the page cache held of its slot
+// (pool.h); without warming, every read of a block the head has just
+// compacted goes to the device.  The warmer reads each SST the secondary
+// opens once, through the same page cache, on its own thread.
+//
+// Only while reads are served (a Get or Scan in the last second): a tail
+// that serves no reads (a load, a middle) spends no I/O on it.  When reads
+// begin (or resume after a pause), every live SST is read once, then each
+// one the secondary opens.  A file the head has
+// deleted is skipped; one that is read holds its slot (SlotTable reader) so
+// the slot cannot be reused under it.  At most kMaxQueued files wait; older
+// ones are dropped first.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "pool.h"
+#include "slot_fs.h"
+
+namespace fastpath::rubble {
+
+class SlotWarmer {
+ public:
+  static constexpr std::size_t kMaxQueued = 16384;
+  static constexpr std::chrono::seconds kReadWindow{1};
+
+  SlotWarmer(const Pool& pool, SlotTable& table);
+  ~SlotWarmer();
+  SlotWarmer(const SlotWarmer&) = delete;
+  SlotWarmer& operator=(const SlotWarmer&) = delete;
+
+  // The tail answered a read (cheap: one clock read and one store).
+  void read_served();
+  // The secondary opened the SST name: warm it if reads are being served.
+  void opened(const std::string& name);
+  // Waits until every queued file is warmed (tests).
+  void drain();
+  // Drops the queue and waits for the file being warmed, stopping its reads:
+  // before the slot table is reset (a slot may be reused afterwards).
+  void cancel();
+
+  std::uint64_t bytes_warmed() const { return bytes_warmed_.load(); }
+  std::uint64_t files_warmed() const { return files_warmed_.load(); }
+
+ private:
+  void run();
+  void warm(const std::string& name);
+
+  const Pool& pool_;
+  SlotTable& table_;
+  std::atomic<std::chrono::steady_clock::rep> last_read_{0};  // 0: no read yet
+  std::atomic<std::uint64_t> bytes_warmed_{0};
+  std::atomic<std::uint64_t> files_warmed_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;  // guarded by mu_
+  bool busy_ = false;              // guarded by mu_: warming one taken from the queue
+  bool warm_all_ = false;          // guarded by mu_: reads resumed, queue every live file
+  bool abort_ = false;             // guarded by mu_: cancel() waits for the file being warmed
+  bool stop_ = false;              // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace fastpath::rubble
