@@ -237,7 +237,7 @@ std::string RubbleReplica::catch_up() {
 }
 
 grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
-  if (warmer_) warmer_->read_served();
+  if (warmer_ && secondary_open_.load()) warmer_->read_served();  // a middle serves no reads
   if (const auto recent = wal_.overlay().get(key)) {
     if (*recent) {
       reply->set_found(true);
@@ -258,7 +258,7 @@ grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
 }
 
 grpc::Status RubbleReplica::scan(const std::string& start, std::size_t limit, wire::ScanReply* reply) {
-  if (warmer_) warmer_->read_served();
+  if (warmer_ && secondary_open_.load()) warmer_->read_served();  // a middle serves no reads
   std::shared_lock lock(db_mu_);
   if (!store_)
     return {grpc::StatusCode::UNAVAILABLE, "this replica has not received the head's database yet: wait for the head"};
