@@ -110,7 +110,7 @@ std::string Node::listen() {
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
-  // Synchronous methods (Get, Scan, State...): a server thread that has
+  // Synchronous methods (Scan, State, Stats...): a server thread that has
   // answered stays to poll for the next request instead of exiting once
   // more than two are idle (gRPC's default), which with a few concurrent
   // readers meant creating and destroying a thread for most reads.

@@ -114,6 +114,7 @@ std::string RubbleReplica::open_secondary() {
     return e.what();
   }
   secondary_open_ = true;
+  if (warmer_) warmer_->enable();
   return "";
 }
 
@@ -237,7 +238,7 @@ std::string RubbleReplica::catch_up() {
 }
 
 grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
-  if (warmer_ && secondary_open_.load()) warmer_->read_served();  // a middle serves no reads
+  if (warmer_) warmer_->read_served();
   if (const auto recent = wal_.overlay().get(key)) {
     if (*recent) {
       reply->set_found(true);
@@ -245,7 +246,11 @@ grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
     }
     return grpc::Status::OK;
   }
-  std::shared_lock lock(db_mu_);
+  // Get runs on gRPC's callback thread: it does not wait while the
+  // secondary opens or closes (the client retries elsewhere or later).
+  std::shared_lock lock(db_mu_, std::try_to_lock);
+  if (!lock.owns_lock())
+    return {grpc::StatusCode::UNAVAILABLE, "this replica is opening or closing its database: retry"};
   if (!store_)
     return {grpc::StatusCode::UNAVAILABLE, "this replica has not received the head's database yet: wait for the head"};
   std::string value;
@@ -258,7 +263,7 @@ grpc::Status RubbleReplica::get(const std::string& key, wire::GetReply* reply) {
 }
 
 grpc::Status RubbleReplica::scan(const std::string& start, std::size_t limit, wire::ScanReply* reply) {
-  if (warmer_ && secondary_open_.load()) warmer_->read_served();  // a middle serves no reads
+  if (warmer_) warmer_->read_served();
   std::shared_lock lock(db_mu_);
   if (!store_)
     return {grpc::StatusCode::UNAVAILABLE, "this replica has not received the head's database yet: wait for the head"};

@@ -7,16 +7,17 @@
 // in its pool from the head, with O_DIRECT (over NVMe-oF: another machine's
 // writes), and opening one drops whatever the page cache held of its slot
 // (pool.h); without warming, every read of a block the head has just
-// compacted goes to the device.  The warmer reads each SST the secondary
-// opens once, through the same page cache, on its own thread.
+// compacted goes to the device.  The warmer reads SSTs once, through the same
+// page cache, on its own thread.
 //
-// Only while reads are served (a Get or Scan in the last second): a tail
-// that serves no reads (a load, a middle) spends no I/O on it.  When reads
-// begin (or resume after a pause), every live SST is read once, then each
-// one the secondary opens.  A file the head has
-// deleted is skipped; one that is read holds its slot (SlotTable reader) so
-// the slot cannot be reused under it.  At most kMaxQueued files wait; older
-// ones are dropped first.
+// Only while enabled (the tail's secondary is open) and reads are served (a
+// Get or Scan in the last second): a tail that serves no reads (a load) and
+// a middle spend no I/O on it.  When reads begin, or resume after a pause,
+// every open SST not warmed since it was opened is read; then each SST the
+// secondary opens while reads are served.  A file the head has deleted is
+// skipped; one being read holds its slot (SlotTable reader) so the slot
+// cannot be reused under it.  At most kMaxQueued files wait; older ones are
+// dropped first.
 #pragma once
 
 #include <atomic>
@@ -24,9 +25,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "pool.h"
 #include "slot_fs.h"
@@ -36,42 +39,53 @@ namespace fastpath::rubble {
 class SlotWarmer {
  public:
   static constexpr std::size_t kMaxQueued = 16384;
-  static constexpr std::chrono::seconds kReadWindow{1};
+  static constexpr std::chrono::milliseconds kReadWindow{1000};
 
-  SlotWarmer(const Pool& pool, SlotTable& table);
+  // read_window: reads count as being served this long after the last one.
+  SlotWarmer(const Pool& pool, SlotTable& table, std::chrono::milliseconds read_window = kReadWindow);
   ~SlotWarmer();
   SlotWarmer(const SlotWarmer&) = delete;
   SlotWarmer& operator=(const SlotWarmer&) = delete;
 
-  // The tail answered a read (cheap: one clock read and one store).
+  // The tail answered a read (cheap: one clock read and one store, unless
+  // reads were idle).
   void read_served();
-  // The secondary opened the SST name: warm it if reads are being served.
+  // The secondary opened the SST name (its slot's cached pages were just
+  // dropped): warm it if reads are being served.
   void opened(const std::string& name);
+  // The secondary is open: reads may warm from now on.
+  void enable();
+  // Disables warming, forgets the files, drops the queue and waits for the
+  // file being warmed, stopping its reads: before the secondary closes and
+  // the slot table may be reset (a slot may be reused afterwards).
+  void cancel();
   // Waits until every queued file is warmed (tests).
   void drain();
-  // Drops the queue and waits for the file being warmed, stopping its reads:
-  // before the slot table is reset (a slot may be reused afterwards).
-  void cancel();
 
   std::uint64_t bytes_warmed() const { return bytes_warmed_.load(); }
   std::uint64_t files_warmed() const { return files_warmed_.load(); }
 
  private:
+  bool reading(std::chrono::steady_clock::rep now) const;
   void run();
-  void warm(const std::string& name);
+  bool warm(const std::string& name);
 
   const Pool& pool_;
   SlotTable& table_;
+  const std::chrono::steady_clock::rep read_window_;          // steady_clock ticks
   std::atomic<std::chrono::steady_clock::rep> last_read_{0};  // 0: no read yet
   std::atomic<std::uint64_t> bytes_warmed_{0};
   std::atomic<std::uint64_t> files_warmed_{0};
+  std::vector<char> buf_;  // the warmer thread's
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;  // guarded by mu_
-  bool busy_ = false;              // guarded by mu_: warming one taken from the queue
-  bool warm_all_ = false;          // guarded by mu_: reads resumed, queue every live file
-  bool abort_ = false;             // guarded by mu_: cancel() waits for the file being warmed
-  bool stop_ = false;              // guarded by mu_
+  bool enabled_ = false;                // guarded by mu_
+  std::map<std::string, bool> opened_;  // guarded by mu_: SSTs the secondary opened -> warmed since
+  std::deque<std::string> queue_;       // guarded by mu_
+  bool warm_all_ = false;               // guarded by mu_: reads resumed, queue every file not warm
+  bool busy_ = false;                   // guarded by mu_: warming one taken from the queue
+  bool abort_ = false;                  // guarded by mu_: cancel() waits for the file being warmed
+  bool stop_ = false;                   // guarded by mu_
   std::thread thread_;
 };
 

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "slot_fs.h"
 #include "testutil.h"
@@ -194,11 +195,13 @@ TEST(SlotFileSystem, ReadsAreCachedAndAReusedSlotStartsUncached) {
   EXPECT_EQ(resident_pages(path, at, kSst), 0u) << "opening the new occupant drops the old one's pages";
 }
 
-// A rubble tail's warmer reads SSTs into the page cache only while reads are
-// served: nothing before the first read, every live file when reads begin,
-// then each SST the secondary opens.  A file the head deleted is skipped and
-// its slot still comes back by the usual rule.
-TEST(SlotWarmer, WarmsOnlyWhileReadsAreServed) {
+// A rubble tail's warmer reads SSTs into the page cache only while it is
+// enabled (the secondary is open) and reads are served: nothing before the
+// first read, every SST the secondary opened when reads begin, then each one
+// it opens; a file the head deleted is skipped and its slot still comes back
+// by the usual rule; resuming after a pause reads only what is not warm;
+// nothing after cancel().
+TEST(SlotWarmer, WarmsOnlyWhileEnabledAndReadsAreServed) {
   TempDir d;
   const std::string path = d.path() + "/pool", mirror = d.path() + "/mirror";
   std::filesystem::create_directories(mirror);
@@ -206,44 +209,66 @@ TEST(SlotWarmer, WarmsOnlyWhileReadsAreServed) {
   auto replica = Pool::format(path, slot_size_for(kSst), 4);
   auto head = Pool::open(path, slot_size_for(kSst));
   AlignedBuffer data(kSst);
-  for (std::uint32_t slot = 0; slot < 3; ++slot) {
+  for (std::uint32_t slot = 0; slot < 4; ++slot) {
     std::memset(data.data(), 'A' + static_cast<int>(slot), kSst);
     ASSERT_EQ(head->write_slot(slot, data.data(), kSst), "");
   }
   SlotTable table;
   ASSERT_EQ(table.install("000001.sst", {0, kSst}), "");
   ASSERT_EQ(table.install("000002.sst", {1, kSst}), "");
-  SlotWarmer warmer(*replica, table);
+  constexpr std::chrono::milliseconds kWindow{200};
+  SlotWarmer warmer(*replica, table, kWindow);
   SlotFileSystem fs(rocksdb::FileSystem::Default(), mirror, *replica, table, false,
                     [&](const std::string& name) { warmer.opened(name); });
   const auto pages = [&](std::uint32_t slot) { return resident_pages(path, replica->slot_offset(slot), kSst); };
+  const auto open = [&](const std::string& name, std::unique_ptr<rocksdb::FSRandomAccessFile>* f) {
+    return fs.NewRandomAccessFile(mirror + "/" + name, {}, f, nullptr).ok();
+  };
 
-  std::unique_ptr<rocksdb::FSRandomAccessFile> f1, f3;
-  ASSERT_TRUE(fs.NewRandomAccessFile(mirror + "/000001.sst", {}, &f1, nullptr).ok());
+  std::unique_ptr<rocksdb::FSRandomAccessFile> f1, f2, f3, f4;
+  ASSERT_TRUE(open("000001.sst", &f1));
+  ASSERT_TRUE(open("000002.sst", &f2));
+  warmer.read_served();
   warmer.drain();
-  EXPECT_EQ(warmer.bytes_warmed(), 0u) << "no reads served yet: nothing warmed";
-  EXPECT_EQ(pages(0), 0u);
+  EXPECT_EQ(warmer.bytes_warmed(), 0u) << "not enabled (no secondary yet): nothing warmed";
+  std::this_thread::sleep_for(2 * kWindow);
 
+  warmer.enable();
+  f2.reset();
   table.remove("000002.sst");
   warmer.read_served();
   warmer.drain();
-  EXPECT_EQ(warmer.bytes_warmed(), kSst) << "reads began: every live file, not the deleted one";
+  EXPECT_EQ(warmer.bytes_warmed(), kSst) << "reads began: every opened file but the deleted one";
   EXPECT_EQ(pages(0), kSst / 4096);
   EXPECT_EQ(pages(1), 0u);
 
   warmer.read_served();
   ASSERT_EQ(table.install("000003.sst", {2, kSst}), "");
-  ASSERT_TRUE(fs.NewRandomAccessFile(mirror + "/000003.sst", {}, &f3, nullptr).ok());
+  ASSERT_TRUE(open("000003.sst", &f3));
   warmer.drain();
   EXPECT_EQ(warmer.bytes_warmed(), 2 * kSst) << "an SST opened while reads are served";
   EXPECT_EQ(pages(2), kSst / 4096);
 
+  std::this_thread::sleep_for(2 * kWindow);
+  warmer.read_served();
+  warmer.drain();
+  EXPECT_EQ(warmer.bytes_warmed(), 2 * kSst) << "reads resumed: both files are still warm";
+
   table.end_catch_up(table.begin_catch_up());
   EXPECT_EQ(table.take_released(), std::vector<std::uint32_t>{1}) << "the warmer holds no reader afterwards";
+
+  warmer.cancel();
+  std::this_thread::sleep_for(2 * kWindow);
+  warmer.read_served();
+  ASSERT_EQ(table.install("000004.sst", {3, kSst}), "");
+  ASSERT_TRUE(open("000004.sst", &f4));
+  warmer.drain();
+  EXPECT_EQ(warmer.bytes_warmed(), 2 * kSst) << "cancelled: a late read or open warms nothing";
+  EXPECT_EQ(pages(3), 0u);
   f1.reset();
-  table.remove("000001.sst");
-  table.end_catch_up(table.begin_catch_up());
-  EXPECT_EQ(table.take_released(), std::vector<std::uint32_t>{0});
+  f3.reset();
+  f4.reset();
+  table.reset();  // no reader left open
 }
 
 // Appends to a WAL are gathered and written together: on flush(), before
