@@ -147,16 +147,31 @@ std::string push_view(const wire::View& view, const std::string& removed, const 
     const auto e = reconfigure(removed, view, std::chrono::seconds(10));
     say(log, removed + (e.empty() ? " left the chain" : " not told it left (" + e + "): it is probably down"));
   }
+  // With etcd, every later view was built on this one: a node that holds a
+  // later epoch means a later change (which includes this one) is being
+  // pushed, and a node refusing this view because of it is not an error.
+  // The node that refused may not have heard of the later view yet (its
+  // successor has): ask every member.
+  const auto later = [&](const std::string& first) -> std::string {
+    if (!newer_ok) return "";
+    std::vector<std::string> ask{first};
+    for (const auto& m : view.members())
+      if (m.addr() != first) ask.push_back(m.addr());
+    for (const auto& a : ask)
+      if (wire::NodeState st; ChainClient::state(a, &st).ok() && st.view().epoch() > view.epoch())
+        return a + " already holds epoch " + std::to_string(st.view().epoch()) + " (a later change)";
+    return "";
+  };
   std::string errors;
   for (int i = view.members_size() - 1; i >= 0; --i) {
     const auto& addr = view.members(i).addr();
     if (addr == skip) continue;
     auto e = reconfigure(addr, view, kReconfigureTimeout);
-    if (wire::NodeState st;
-        !e.empty() && newer_ok && ChainClient::state(addr, &st).ok() && st.view().epoch() > view.epoch()) {
-      say(log, addr + " already holds epoch " + std::to_string(st.view().epoch()) + " (a later change)");
-      e.clear();
-    }
+    if (!e.empty())
+      if (const auto why = later(addr); !why.empty()) {
+        say(log, addr + " refused epoch " + std::to_string(view.epoch()) + " (" + e + "); " + why);
+        e.clear();
+      }
     if (!e.empty()) errors += (errors.empty() ? "" : "; ") + addr + ": " + e;
   }
   return errors;
