@@ -35,18 +35,10 @@ std::optional<SlotFile> SlotTable::find(const std::string& name) const {
   return it->second.file;
 }
 
-std::optional<SlotFile> SlotTable::open_reader(const std::string& name) {
+std::optional<SlotFile> SlotTable::add_reader(const std::string& name, bool deleted_too) {
   std::lock_guard lock(mu_);
   const auto it = files_.find(name);
-  if (it == files_.end()) return std::nullopt;
-  it->second.readers++;
-  return it->second.file;
-}
-
-std::optional<SlotFile> SlotTable::open_live_reader(const std::string& name) {
-  std::lock_guard lock(mu_);
-  const auto it = files_.find(name);
-  if (it == files_.end() || it->second.deleted) return std::nullopt;
+  if (it == files_.end() || (it->second.deleted && !deleted_too)) return std::nullopt;
   it->second.readers++;
   return it->second.file;
 }

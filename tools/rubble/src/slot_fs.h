@@ -52,10 +52,10 @@ class SlotTable {
   // A file that is installed and not yet released.
   std::optional<SlotFile> find(const std::string& name) const;
   // Like find(), and the slot stays in use until close_reader().
-  std::optional<SlotFile> open_reader(const std::string& name);
+  std::optional<SlotFile> open_reader(const std::string& name) { return add_reader(name, true); }
   void close_reader(const std::string& name);
   // Like open_reader(), but nullopt once the head has deleted the file.
-  std::optional<SlotFile> open_live_reader(const std::string& name);
+  std::optional<SlotFile> open_live_reader(const std::string& name) { return add_reader(name, false); }
   // The head deleted name (unknown names are ignored).
   void remove(const std::string& name);
   // Bracket every TryCatchUpWithPrimary: begin_catch_up() before it, and
@@ -83,6 +83,7 @@ class SlotTable {
     std::uint64_t deleted_at = 0;  // catch-ups begun when the head deleted it
   };
   using Iter = std::map<std::string, Entry>::iterator;
+  std::optional<SlotFile> add_reader(const std::string& name, bool deleted_too);
   bool releasable(const Entry& e) const { return e.deleted && e.readers == 0 && e.deleted_at < settled_; }
   void release_locked(Iter it);
 

@@ -127,7 +127,6 @@ bool SlotWarmer::warm(const std::string& name) {
   }
   table_.close_reader(name);
   bytes_warmed_ += done;
-  files_warmed_++;
   return done == file->size;
 }
 

@@ -63,7 +63,6 @@ class SlotWarmer {
   void drain();
 
   std::uint64_t bytes_warmed() const { return bytes_warmed_.load(); }
-  std::uint64_t files_warmed() const { return files_warmed_.load(); }
 
  private:
   bool reading(std::chrono::steady_clock::rep now) const;
@@ -75,7 +74,6 @@ class SlotWarmer {
   const std::chrono::steady_clock::rep read_window_;          // steady_clock ticks
   std::atomic<std::chrono::steady_clock::rep> last_read_{0};  // 0: no read yet
   std::atomic<std::uint64_t> bytes_warmed_{0};
-  std::atomic<std::uint64_t> files_warmed_{0};
   std::vector<char> buf_;  // the warmer thread's
   std::mutex mu_;
   std::condition_variable cv_;

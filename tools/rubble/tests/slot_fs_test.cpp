@@ -158,32 +158,47 @@ static std::size_t resident_pages(const std::string& path, std::uint64_t offset,
   return n;
 }
 
+// A replica's pool of 4 slots for 64 KiB SSTs (file-backed), opened by the
+// replica and by a head that writes its slots, and a mirror directory.
+struct SlotPool {
+  static constexpr std::uint64_t kSst = 64 << 10;
+  TempDir d;
+  const std::string path = d.path() + "/pool", mirror = d.path() + "/mirror";
+  std::unique_ptr<Pool> replica = Pool::format(path, slot_size_for(kSst), 4);
+  std::unique_ptr<Pool> head = Pool::open(path, slot_size_for(kSst));
+
+  SlotPool() { std::filesystem::create_directories(mirror); }
+  // The head writes a whole SST of byte c into slot.
+  std::string write(std::uint32_t slot, char c) {
+    AlignedBuffer data(kSst);
+    std::memset(data.data(), c, kSst);
+    return head->write_slot(slot, data.data(), kSst);
+  }
+  std::size_t pages(std::uint32_t slot, std::uint64_t skip = 0, std::uint64_t len = kSst) const {
+    return resident_pages(path, replica->slot_offset(slot) + skip, len);
+  }
+};
+
 // A replica reads its slots through the page cache, and a slot's cached
 // pages go when the next SST installed in it is opened: the head's writes
 // (over NVMe-oF: not through this page cache) would otherwise be hidden by
 // the previous occupant's pages.
 TEST(SlotFileSystem, ReadsAreCachedAndAReusedSlotStartsUncached) {
-  TempDir d;
-  const std::string path = d.path() + "/pool", mirror = d.path() + "/mirror";
-  std::filesystem::create_directories(mirror);
-  constexpr std::uint64_t kSst = 64 << 10;
-  auto replica = Pool::format(path, slot_size_for(kSst), 4);
-  auto head = Pool::open(path, slot_size_for(kSst));
-  AlignedBuffer data(kSst);
-  std::memset(data.data(), 'A', kSst);
-  ASSERT_EQ(head->write_slot(2, data.data(), kSst), "");
+  SlotPool p;
+  constexpr auto kSst = SlotPool::kSst;
+  const std::string& mirror = p.mirror;
+  ASSERT_EQ(p.write(2, 'A'), "");
   SlotTable table;
   ASSERT_EQ(table.install("000007.sst", {2, kSst}), "");
-  SlotFileSystem fs(rocksdb::FileSystem::Default(), mirror, *replica, table);
+  SlotFileSystem fs(rocksdb::FileSystem::Default(), mirror, *p.replica, table);
   std::unique_ptr<rocksdb::FSRandomAccessFile> f;
   ASSERT_TRUE(fs.NewRandomAccessFile(mirror + "/000007.sst", {}, &f, nullptr).ok());
   std::string scratch(kSst, '\0');
   rocksdb::Slice got;
   ASSERT_TRUE(f->Read(0, kSst, {}, &got, scratch.data(), nullptr).ok());
   EXPECT_EQ(got.ToString(), std::string(kSst, 'A'));
-  const std::uint64_t at = replica->slot_offset(2);
-  EXPECT_EQ(resident_pages(path, at, kSst), kSst / 4096) << "slot reads go through the page cache";
-  EXPECT_EQ(resident_pages(path, at + kSst, 64 << 10), 0u) << "no readahead into the next bytes or slot";
+  EXPECT_EQ(p.pages(2), kSst / 4096) << "slot reads go through the page cache";
+  EXPECT_EQ(p.pages(2, kSst, 64 << 10), 0u) << "no readahead into the next bytes or slot";
 
   // The head deletes it, the slot comes back, the head reuses it.
   f.reset();
@@ -192,7 +207,7 @@ TEST(SlotFileSystem, ReadsAreCachedAndAReusedSlotStartsUncached) {
   ASSERT_EQ(table.take_released(), std::vector<std::uint32_t>{2});
   ASSERT_EQ(table.install("000009.sst", {2, kSst}), "");
   ASSERT_TRUE(fs.NewRandomAccessFile(mirror + "/000009.sst", {}, &f, nullptr).ok());
-  EXPECT_EQ(resident_pages(path, at, kSst), 0u) << "opening the new occupant drops the old one's pages";
+  EXPECT_EQ(p.pages(2), 0u) << "opening the new occupant drops the old one's pages";
 }
 
 // A rubble tail's warmer reads SSTs into the page cache only while it is
@@ -202,27 +217,18 @@ TEST(SlotFileSystem, ReadsAreCachedAndAReusedSlotStartsUncached) {
 // by the usual rule; resuming after a pause reads only what is not warm;
 // nothing after cancel().
 TEST(SlotWarmer, WarmsOnlyWhileEnabledAndReadsAreServed) {
-  TempDir d;
-  const std::string path = d.path() + "/pool", mirror = d.path() + "/mirror";
-  std::filesystem::create_directories(mirror);
-  constexpr std::uint64_t kSst = 64 << 10;
-  auto replica = Pool::format(path, slot_size_for(kSst), 4);
-  auto head = Pool::open(path, slot_size_for(kSst));
-  AlignedBuffer data(kSst);
-  for (std::uint32_t slot = 0; slot < 4; ++slot) {
-    std::memset(data.data(), 'A' + static_cast<int>(slot), kSst);
-    ASSERT_EQ(head->write_slot(slot, data.data(), kSst), "");
-  }
+  SlotPool p;
+  constexpr auto kSst = SlotPool::kSst;
+  for (std::uint32_t slot = 0; slot < 4; ++slot) ASSERT_EQ(p.write(slot, static_cast<char>('A' + slot)), "");
   SlotTable table;
   ASSERT_EQ(table.install("000001.sst", {0, kSst}), "");
   ASSERT_EQ(table.install("000002.sst", {1, kSst}), "");
   constexpr std::chrono::milliseconds kWindow{200};
-  SlotWarmer warmer(*replica, table, kWindow);
-  SlotFileSystem fs(rocksdb::FileSystem::Default(), mirror, *replica, table, false,
+  SlotWarmer warmer(*p.replica, table, kWindow);
+  SlotFileSystem fs(rocksdb::FileSystem::Default(), p.mirror, *p.replica, table, false,
                     [&](const std::string& name) { warmer.opened(name); });
-  const auto pages = [&](std::uint32_t slot) { return resident_pages(path, replica->slot_offset(slot), kSst); };
   const auto open = [&](const std::string& name, std::unique_ptr<rocksdb::FSRandomAccessFile>* f) {
-    return fs.NewRandomAccessFile(mirror + "/" + name, {}, f, nullptr).ok();
+    return fs.NewRandomAccessFile(p.mirror + "/" + name, {}, f, nullptr).ok();
   };
 
   std::unique_ptr<rocksdb::FSRandomAccessFile> f1, f2, f3, f4;
@@ -239,15 +245,15 @@ TEST(SlotWarmer, WarmsOnlyWhileEnabledAndReadsAreServed) {
   warmer.read_served();
   warmer.drain();
   EXPECT_EQ(warmer.bytes_warmed(), kSst) << "reads began: every opened file but the deleted one";
-  EXPECT_EQ(pages(0), kSst / 4096);
-  EXPECT_EQ(pages(1), 0u);
+  EXPECT_EQ(p.pages(0), kSst / 4096);
+  EXPECT_EQ(p.pages(1), 0u);
 
   warmer.read_served();
   ASSERT_EQ(table.install("000003.sst", {2, kSst}), "");
   ASSERT_TRUE(open("000003.sst", &f3));
   warmer.drain();
   EXPECT_EQ(warmer.bytes_warmed(), 2 * kSst) << "an SST opened while reads are served";
-  EXPECT_EQ(pages(2), kSst / 4096);
+  EXPECT_EQ(p.pages(2), kSst / 4096);
 
   std::this_thread::sleep_for(2 * kWindow);
   warmer.read_served();
@@ -255,7 +261,8 @@ TEST(SlotWarmer, WarmsOnlyWhileEnabledAndReadsAreServed) {
   EXPECT_EQ(warmer.bytes_warmed(), 2 * kSst) << "reads resumed: both files are still warm";
 
   table.end_catch_up(table.begin_catch_up());
-  EXPECT_EQ(table.take_released(), std::vector<std::uint32_t>{1}) << "the warmer holds no reader afterwards";
+  EXPECT_EQ(table.take_released(), std::vector<std::uint32_t>{1})
+      << "the deleted file's slot comes back by the usual rule";
 
   warmer.cancel();
   std::this_thread::sleep_for(2 * kWindow);
@@ -264,11 +271,11 @@ TEST(SlotWarmer, WarmsOnlyWhileEnabledAndReadsAreServed) {
   ASSERT_TRUE(open("000004.sst", &f4));
   warmer.drain();
   EXPECT_EQ(warmer.bytes_warmed(), 2 * kSst) << "cancelled: a late read or open warms nothing";
-  EXPECT_EQ(pages(3), 0u);
+  EXPECT_EQ(p.pages(3), 0u);
   f1.reset();
-  f3.reset();
-  f4.reset();
-  table.reset();  // no reader left open
+  table.remove("000001.sst");
+  table.end_catch_up(table.begin_catch_up());
+  EXPECT_EQ(table.take_released(), std::vector<std::uint32_t>{0}) << "the warmer holds no reader of what it warmed";
 }
 
 // Appends to a WAL are gathered and written together: on flush(), before
