@@ -17,7 +17,7 @@ PKGS=(
 	librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
 	protobuf-compiler-grpc
 	# RDMA, NVMe-oF, storage tools
-	rdma-core libibverbs-dev librdmacm-dev ibverbs-utils nvme-cli fio
+	rdma-core libibverbs-dev librdmacm-dev ibverbs-utils perftest nvme-cli fio
 	dpdk-dev libdpdk-dev
 	# services
 	etcd-server
