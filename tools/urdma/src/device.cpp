@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: GPL-2.0
+// Device, Pd, Mr, Cq, Qp (the public API) and the engine thread behind them.
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+
+#include "engine.h"
+#include "transport.h"
+#include "urdma/packet_io.h"
+#include "urdma/verbs.h"
+
+namespace urdma {
+namespace {
+
+// Spin this long after the last work before sleeping: a reply usually comes
+// back within it, and sleeping costs a wake-up (tens of microseconds).
+constexpr std::uint64_t kSpinNs = 200'000;
+constexpr std::uint64_t kMaxSleepNs = 100'000'000;
+constexpr std::size_t kRxBurst = 64;
+
+std::uint64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::uint64_t(ts.tv_sec) * 1'000'000'000 + std::uint64_t(ts.tv_nsec);
+}
+
+ibv_mtu mtu_for_link(int link_mtu) {
+  // rxe: the largest IB MTU that fits the link MTU less RoCE's headers.
+  const int room = link_mtu - 80;
+  for (int b = 4096; b >= 256; b /= 2)
+    if (b <= room) return mtu_from_bytes(b);
+  return IBV_MTU_256;
+}
+
+}  // namespace
+
+std::uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::uint64_t(ts.tv_sec) * 1'000'000'000 + std::uint64_t(ts.tv_nsec);
+}
+
+// ---------------------------------------------------------------- engine
+
+Engine::Engine(std::string name, std::unique_ptr<PacketIo> io) : name_(std::move(name)), io_(std::move(io)) {
+  ip_ = io_->local_ip();
+  active_mtu_ = mtu_for_link(io_->link_mtu());
+  fixed_sport_ = static_cast<std::uint16_t>(io_->fixed_udp_sport());
+  attr_.max_qp = 4096;
+  attr_.max_qp_wr = 16384;
+  attr_.max_sge = 32;
+  attr_.max_cq = 4096;
+  attr_.max_cqe = 1 << 20;
+  attr_.max_mr = 1 << 16;
+  attr_.max_pd = 1 << 16;
+  attr_.max_mr_size = 1ULL << 40;
+  attr_.max_qp_rd_atom = 128;
+  attr_.max_qp_init_rd_atom = 128;
+  attr_.max_res_rd_atom = 128 * 4096;
+  attr_.atomic_cap = IBV_ATOMIC_HCA;
+  attr_.phys_port_cnt = 1;
+  std::snprintf(attr_.fw_ver, sizeof attr_.fw_ver, "urdma 0.1");
+  wake_fd_ = fastpath::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  epoll_fd_ = fastpath::UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!wake_fd_ || !epoll_fd_) throw std::runtime_error(std::string("urdma: eventfd/epoll: ") + std::strerror(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_.get();
+  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev);
+  if (io_->poll_fd() >= 0) {
+    ev.data.fd = io_->poll_fd();
+    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, io_->poll_fd(), &ev);
+  }
+  std::random_device rd;
+  next_mr_index_ = 1 + rd() % 1000;
+  thread_ = std::thread([this] { run(); });
+  std::string tname = ("urdma-" + name_).substr(0, 15);
+  pthread_setname_np(thread_.native_handle(), tname.c_str());
+}
+
+Engine::~Engine() {
+  stop_ = true;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto r = ::write(wake_fd_.get(), &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+}
+
+DeviceStats Engine::stats() const {
+  DeviceStats s;
+  auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  s.rx_packets = ld(counters_.rx_packets);
+  s.tx_packets = ld(counters_.tx_packets);
+  s.rx_bad_icrc = ld(counters_.rx_bad_icrc);
+  s.rx_malformed = ld(counters_.rx_malformed);
+  s.rx_unknown_opcode = ld(counters_.rx_unknown_opcode);
+  s.rx_no_qp = ld(counters_.rx_no_qp);
+  s.retransmits = ld(counters_.retransmits);
+  s.naks_sent = ld(counters_.naks_sent);
+  s.rnr_naks_sent = ld(counters_.rnr_naks_sent);
+  s.duplicates = ld(counters_.duplicates);
+  s.engine_busy_ns = ld(counters_.engine_busy_ns);
+  s.engine_wakeups = ld(counters_.engine_wakeups);
+  return s;
+}
+
+std::uint32_t Engine::add_mr(void* addr, std::size_t len, int access) {
+  std::unique_lock lk(mr_mu_);
+  // key = index << 8 | a byte that changes on every registration, so a stale
+  // rkey of a deregistered region is not silently accepted for a new one.
+  const std::uint32_t key = (next_mr_index_++ & 0xffffff) << 8 | (std::random_device{}() & 0xff);
+  mrs_[key] = MrInfo{static_cast<std::uint8_t*>(addr), len, access};
+  return key;
+}
+
+void Engine::remove_mr(std::uint32_t key) {
+  std::unique_lock lk(mr_mu_);
+  mrs_.erase(key);
+}
+
+RemoteCheck Engine::check_remote(std::uint32_t rkey, std::uint64_t va, std::uint64_t len, int access) const {
+  std::shared_lock lk(mr_mu_);
+  const auto it = mrs_.find(rkey);
+  if (it == mrs_.end() || !(it->second.access & access)) return {nullptr, wire::kNakRemoteAccess};
+  const auto base = reinterpret_cast<std::uint64_t>(it->second.addr);
+  if (va < base || len > it->second.length || va - base > it->second.length - len)
+    return {nullptr, wire::kNakRemoteAccess};
+  return {it->second.addr + (va - base), 0};
+}
+
+std::uint8_t* Engine::check_local(const ibv_sge& sge, bool write) const {
+  std::shared_lock lk(mr_mu_);
+  const auto it = mrs_.find(sge.lkey);
+  if (it == mrs_.end()) return nullptr;
+  if (write && !(it->second.access & IBV_ACCESS_LOCAL_WRITE)) return nullptr;
+  const auto base = reinterpret_cast<std::uint64_t>(it->second.addr);
+  if (sge.addr < base || sge.length > it->second.length || sge.addr - base > it->second.length - sge.length)
+    return nullptr;
+  return it->second.addr + (sge.addr - base);
+}
+
+std::uint32_t Engine::add_qp(QpImpl* qp) {
+  std::unique_lock lk(qp_mu_);
+  while (qps_.count(next_qpn_) || next_qpn_ < 0x11) next_qpn_ = (next_qpn_ + 1) & wire::kPsnMask;
+  const std::uint32_t qpn = next_qpn_;
+  next_qpn_ = (next_qpn_ + 1) & wire::kPsnMask;
+  qps_[qpn] = qp;
+  return qpn;
+}
+
+void Engine::remove_qp(std::uint32_t qpn) {
+  std::unique_lock lk(qp_mu_);
+  qps_.erase(qpn);
+}
+
+void Engine::wake() {
+  if (sleeping_.exchange(false)) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto r = ::write(wake_fd_.get(), &one, sizeof one);
+  }
+}
+
+void Engine::transmit(wire::Packet& p, std::uint32_t dst_ip, std::uint32_t src_qpn) {
+  p.src_ip = ip_.s_addr;
+  p.dst_ip = dst_ip;
+  p.src_port = fixed_sport_ ? fixed_sport_ : wire::udp_sport(src_qpn, p.dest_qp);
+  const std::size_t n = wire::build(p, tx_buf_);
+  io_->send(std::span<const std::uint8_t>(tx_buf_.data(), n));
+  counters_.tx_packets.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Engine::receive(const RxPacket& rx) {
+  wire::Packet p;
+  const wire::ParseError e = wire::parse(std::span<const std::uint8_t>(rx.data, rx.len), p);
+  switch (e) {
+    case wire::ParseError::kOk:
+      break;
+    case wire::ParseError::kBadIcrc:
+      counters_.rx_bad_icrc.fetch_add(1, std::memory_order_relaxed);
+      return;
+    case wire::ParseError::kUnknownOpcode:
+      counters_.rx_unknown_opcode.fetch_add(1, std::memory_order_relaxed);
+      return;
+    default:
+      counters_.rx_malformed.fetch_add(1, std::memory_order_relaxed);
+      return;
+  }
+  if (p.dst_ip != ip_.s_addr || (p.pkey & 0x7fff) != 0x7fff) {
+    counters_.rx_malformed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const auto it = qps_.find(p.dest_qp);
+  if (it == qps_.end()) {
+    counters_.rx_no_qp.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  counters_.rx_packets.fetch_add(1, std::memory_order_relaxed);
+  it->second->on_packet(p);
+}
+
+bool Engine::pass(std::uint64_t now, std::uint64_t& next_deadline) {
+  std::shared_lock lk(qp_mu_);
+  rx_.clear();
+  const std::size_t n = io_->recv_burst(rx_, kRxBurst);
+  for (const RxPacket& rx : rx_) receive(rx);
+  bool did = n > 0;
+  for (auto& [qpn, qp] : qps_) did |= qp->service(now, next_deadline);
+  return did;
+}
+
+void Engine::sleep_until(std::uint64_t deadline) {
+  const std::uint64_t now = now_ns();
+  if (deadline <= now) return;
+  const std::uint64_t wait = std::min(deadline - now, kMaxSleepNs);
+  timespec ts{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
+  epoll_event evs[2];
+  const int n = epoll_pwait2(epoll_fd_.get(), evs, 2, &ts, nullptr);
+  for (int i = 0; i < n; ++i) {
+    if (evs[i].data.fd == wake_fd_.get()) {
+      std::uint64_t v;
+      [[maybe_unused]] auto r = ::read(wake_fd_.get(), &v, sizeof v);
+    } else {
+      io_->ack_poll_fd();
+    }
+  }
+}
+
+void Engine::run() {
+  const bool can_sleep_on_io = io_->poll_fd() >= 0;
+  std::uint64_t last_work = now_ns();
+  std::uint64_t cpu_mark = thread_cpu_ns();
+  while (!stop_.load(std::memory_order_relaxed)) {
+    std::uint64_t now = now_ns();
+    std::uint64_t next = now + kMaxSleepNs;
+    if (pass(now, next)) {
+      last_work = now;
+      continue;
+    }
+    if (now - last_work < kSpinNs || next <= now) continue;
+    // Going to sleep: publish it, then look once more so a post that raced
+    // with us is not left waiting until the next timer.
+    sleeping_.store(true);
+    now = now_ns();
+    next = now + kMaxSleepNs;
+    if (pass(now, next)) {
+      sleeping_.store(false);
+      last_work = now;
+      continue;
+    }
+    const std::uint64_t cpu = thread_cpu_ns();
+    counters_.engine_busy_ns.fetch_add(cpu - cpu_mark, std::memory_order_relaxed);
+    // Without a descriptor to wake on, nap briefly so packets are still seen.
+    sleep_until(can_sleep_on_io ? next : std::min(next, now + 50'000));
+    cpu_mark = thread_cpu_ns();
+    sleeping_.store(false);
+    counters_.engine_wakeups.fetch_add(1, std::memory_order_relaxed);
+    last_work = now_ns();  // spin a little after every wake-up: a burst usually follows
+  }
+  counters_.engine_busy_ns.fetch_add(thread_cpu_ns() - cpu_mark, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------- public objects
+
+std::unique_ptr<Device> Device::open(const std::string& name, const std::string& spec) {
+  return open(name, open_packet_io(spec));
+}
+
+std::unique_ptr<Device> Device::open(const std::string& name, std::unique_ptr<PacketIo> io) {
+  std::unique_ptr<Device> d(new Device());  // private constructor: make_unique cannot reach it
+  d->engine_ = std::make_unique<Engine>(name, std::move(io));
+  return d;
+}
+
+Device::~Device() = default;
+const std::string& Device::name() const {
+  return engine_->name();
+}
+std::string Device::backend() const {
+  return engine_->io().describe();
+}
+in_addr Device::ip() const {
+  return engine_->ip();
+}
+ibv_mtu Device::active_mtu() const {
+  return engine_->active_mtu();
+}
+const ibv_device_attr& Device::attr() const {
+  return engine_->attr();
+}
+DeviceStats Device::stats() const {
+  return engine_->stats();
+}
+
+ibv_gid Device::gid() const {
+  ibv_gid g{};
+  g.raw[10] = g.raw[11] = 0xff;
+  const in_addr a = engine_->ip();
+  std::memcpy(g.raw + 12, &a.s_addr, 4);
+  return g;
+}
+
+std::unique_ptr<Pd> Device::alloc_pd() {
+  return std::unique_ptr<Pd>(new Pd(*engine_));
+}
+
+std::unique_ptr<Cq> Device::create_cq(int cqe) {
+  if (cqe < 1 || cqe > engine_->attr().max_cqe)
+    throw std::invalid_argument("urdma: create_cq: " + std::to_string(cqe) + " entries; the device allows 1.." +
+                                std::to_string(engine_->attr().max_cqe));
+  return std::unique_ptr<Cq>(new Cq(std::make_unique<CqImpl>(cqe)));
+}
+
+Pd::~Pd() = default;
+
+std::unique_ptr<Mr> Pd::reg_mr(void* addr, std::size_t length, int access) {
+  constexpr int kKnown =
+      IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC;
+  if (addr == nullptr || length == 0) throw std::invalid_argument("urdma: reg_mr: empty region");
+  if (access & ~kKnown) throw std::invalid_argument("urdma: reg_mr: unsupported access flags");
+  if ((access & (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC)) && !(access & IBV_ACCESS_LOCAL_WRITE))
+    throw std::invalid_argument("urdma: reg_mr: remote write or atomic access needs IBV_ACCESS_LOCAL_WRITE too");
+  const std::uint32_t key = engine_.add_mr(addr, length, access);
+  return std::unique_ptr<Mr>(new Mr(engine_, addr, length, access, key));
+}
+
+std::unique_ptr<Qp> Pd::create_qp(const QpInitAttr& init) {
+  if (init.send_cq == nullptr || init.recv_cq == nullptr)
+    throw std::invalid_argument("urdma: create_qp: send_cq and recv_cq are required");
+  const ibv_device_attr& a = engine_.attr();
+  if (init.cap.max_send_wr > static_cast<std::uint32_t>(a.max_qp_wr) ||
+      init.cap.max_recv_wr > static_cast<std::uint32_t>(a.max_qp_wr) ||
+      init.cap.max_send_sge > static_cast<std::uint32_t>(a.max_sge) ||
+      init.cap.max_recv_sge > static_cast<std::uint32_t>(a.max_sge) || init.cap.max_inline_data > 4096)
+    throw std::invalid_argument("urdma: create_qp: capabilities exceed the device's (max_qp_wr " +
+                                std::to_string(a.max_qp_wr) + ", max_sge " + std::to_string(a.max_sge) +
+                                ", max_inline_data 4096)");
+  return std::unique_ptr<Qp>(new Qp(std::make_unique<QpImpl>(engine_, init)));
+}
+
+Mr::~Mr() {
+  engine_.remove_mr(key_);
+}
+
+Cq::Cq(std::unique_ptr<CqImpl> impl) : impl_(std::move(impl)) {}
+Cq::~Cq() = default;
+int Cq::poll(int n, ibv_wc* wc) {
+  return impl_->poll(n, wc);
+}
+void Cq::req_notify() {
+  impl_->req_notify();
+}
+int Cq::fd() const {
+  return impl_->fd();
+}
+bool Cq::get_event(int timeout_ms) {
+  return impl_->get_event(timeout_ms);
+}
+
+int Cq::wait(int n, ibv_wc* wc, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    if (const int got = poll(n, wc)) return got;
+    req_notify();
+    if (const int got = poll(n, wc)) return got;  // arrived while arming
+    int left = -1;
+    if (timeout_ms >= 0) {
+      const auto ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      if (ms <= 0) return 0;
+      left = static_cast<int>(ms);
+    }
+    get_event(left);
+  }
+}
+
+Qp::Qp(std::unique_ptr<QpImpl> impl) : impl_(std::move(impl)) {}
+Qp::~Qp() = default;
+std::uint32_t Qp::qp_num() const {
+  return impl_->qpn();
+}
+int Qp::modify(const ibv_qp_attr& attr, int mask) {
+  return impl_->modify(attr, mask);
+}
+int Qp::query(ibv_qp_attr& attr) const {
+  return impl_->query(attr);
+}
+ibv_qp_state Qp::state() const {
+  return impl_->state();
+}
+std::string Qp::error_reason() const {
+  return impl_->error_reason();
+}
+int Qp::post_send(ibv_send_wr* wr, ibv_send_wr** bad) {
+  return impl_->post_send(wr, bad);
+}
+int Qp::post_recv(ibv_recv_wr* wr, ibv_recv_wr** bad) {
+  return impl_->post_recv(wr, bad);
+}
+
+// ---------------------------------------------------------------- names
+
+const char* wc_status_str(ibv_wc_status s) {
+  return ibv_wc_status_str(s);
+}
+
+const char* wc_opcode_str(ibv_wc_opcode o) {
+  switch (o) {
+    case IBV_WC_SEND:
+      return "IBV_WC_SEND";
+    case IBV_WC_RDMA_WRITE:
+      return "IBV_WC_RDMA_WRITE";
+    case IBV_WC_RDMA_READ:
+      return "IBV_WC_RDMA_READ";
+    case IBV_WC_COMP_SWAP:
+      return "IBV_WC_COMP_SWAP";
+    case IBV_WC_FETCH_ADD:
+      return "IBV_WC_FETCH_ADD";
+    case IBV_WC_RECV:
+      return "IBV_WC_RECV";
+    case IBV_WC_RECV_RDMA_WITH_IMM:
+      return "IBV_WC_RECV_RDMA_WITH_IMM";
+    default:
+      return "IBV_WC_?";
+  }
+}
+
+const char* qp_state_str(ibv_qp_state s) {
+  switch (s) {
+    case IBV_QPS_RESET:
+      return "RESET";
+    case IBV_QPS_INIT:
+      return "INIT";
+    case IBV_QPS_RTR:
+      return "RTR";
+    case IBV_QPS_RTS:
+      return "RTS";
+    case IBV_QPS_SQD:
+      return "SQD";
+    case IBV_QPS_SQE:
+      return "SQE";
+    case IBV_QPS_ERR:
+      return "ERROR";
+    default:
+      return "?";
+  }
+}
+
+int mtu_to_bytes(ibv_mtu m) {
+  switch (m) {
+    case IBV_MTU_256:
+      return 256;
+    case IBV_MTU_512:
+      return 512;
+    case IBV_MTU_1024:
+      return 1024;
+    case IBV_MTU_2048:
+      return 2048;
+    case IBV_MTU_4096:
+      return 4096;
+  }
+  return 0;
+}
+
+ibv_mtu mtu_from_bytes(int bytes) {
+  switch (bytes) {
+    case 256:
+      return IBV_MTU_256;
+    case 512:
+      return IBV_MTU_512;
+    case 1024:
+      return IBV_MTU_1024;
+    case 2048:
+      return IBV_MTU_2048;
+    case 4096:
+      return IBV_MTU_4096;
+  }
+  return static_cast<ibv_mtu>(0);
+}
+
+}  // namespace urdma

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+// The engine: one per Device, owns the packet I/O, the memory-region and QP
+// tables, and the thread that plays the NIC.
+//
+// Locking: mr_mu_ guards mrs_ (written by reg/dereg, read by the engine);
+// qp_mu_ guards qps_ (shared while the engine runs one pass, exclusive to add
+// or remove a QP, so a QP is never destroyed mid-pass).  A QP's own mutex is
+// taken inside a pass; a CQ's mutex inside a QP's (order: qp_mu_, QP, CQ).
+#pragma once
+
+#include <infiniband/verbs.h>
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fastpath/unique_fd.h"
+#include "urdma/packet_io.h"
+#include "urdma/verbs.h"
+#include "wire.h"
+
+namespace urdma {
+
+class QpImpl;
+
+struct MrInfo {
+  std::uint8_t* addr;
+  std::size_t length;
+  int access;
+};
+
+// Where a remote request may touch memory: the bytes, or the NAK syndrome
+// explaining why not.
+struct RemoteCheck {
+  std::uint8_t* ptr = nullptr;
+  std::uint8_t nak = 0;
+};
+
+class Engine {
+ public:
+  Engine(std::string name, std::unique_ptr<PacketIo> io);
+  ~Engine();
+
+  const std::string& name() const { return name_; }
+  PacketIo& io() { return *io_; }
+  in_addr ip() const { return ip_; }
+  ibv_mtu active_mtu() const { return active_mtu_; }
+  const ibv_device_attr& attr() const { return attr_; }
+  DeviceStats stats() const;
+
+  std::uint32_t add_mr(void* addr, std::size_t len, int access);
+  void remove_mr(std::uint32_t key);
+  // Remote access: [va, va+len) inside the MR named by rkey, with `access`.
+  RemoteCheck check_remote(std::uint32_t rkey, std::uint64_t va, std::uint64_t len, int access) const;
+  // Local access for a work request's SGE; returns the bytes or nullptr.
+  std::uint8_t* check_local(const ibv_sge& sge, bool write) const;
+
+  std::uint32_t add_qp(QpImpl* qp);
+  void remove_qp(std::uint32_t qpn);
+
+  // Wakes the engine thread if it sleeps (after a post).
+  void wake();
+  // Engine thread only: builds the packet (addresses, source port, ICRC) and sends it.
+  void transmit(wire::Packet& p, std::uint32_t dst_ip, std::uint32_t src_qpn);
+
+  // Counters, updated by the engine thread only (relaxed atomics so stats() may read).
+  struct Counters {
+    std::atomic<std::uint64_t> rx_packets{0}, tx_packets{0}, rx_bad_icrc{0}, rx_malformed{0}, rx_unknown_opcode{0},
+        rx_no_qp{0}, retransmits{0}, naks_sent{0}, rnr_naks_sent{0}, duplicates{0}, engine_busy_ns{0},
+        engine_wakeups{0};
+  };
+  Counters& counters() { return counters_; }
+
+ private:
+  void run();
+  bool pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
+  void receive(const RxPacket& rx);
+  void sleep_until(std::uint64_t deadline_ns);
+
+  std::string name_;
+  std::unique_ptr<PacketIo> io_;
+  in_addr ip_{};
+  ibv_mtu active_mtu_ = IBV_MTU_1024;
+  ibv_device_attr attr_{};
+  std::uint16_t fixed_sport_ = 0;
+
+  mutable std::shared_mutex mr_mu_;
+  std::map<std::uint32_t, MrInfo> mrs_;
+  std::uint32_t next_mr_index_ = 1;
+
+  std::shared_mutex qp_mu_;
+  std::map<std::uint32_t, QpImpl*> qps_;
+  std::uint32_t next_qpn_ = 0x11;  // rxe's first user QP number
+
+  fastpath::UniqueFd wake_fd_, epoll_fd_;
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> stop_{false};
+  std::vector<std::uint8_t> tx_buf_;
+  std::vector<RxPacket> rx_;
+  Counters counters_;
+  std::thread thread_;
+};
+
+std::uint64_t now_ns();
+
+}  // namespace urdma
