@@ -159,6 +159,87 @@ void Engine::remove_qp(std::uint32_t qpn) {
   qps_.erase(qpn);
 }
 
+void Engine::load_nicop(std::uint32_t op_id, const std::string& path, const std::string& section,
+                        std::uint32_t timeout_ms) {
+  std::lock_guard lk(nicop_mu_);
+  nicops_.load(op_id, path, section, std::uint64_t{timeout_ms} * 1'000'000);
+}
+
+void Engine::unload_nicop(std::uint32_t op_id) {
+  std::vector<NicOpAnswer> out;
+  {
+    std::lock_guard lk(nicop_mu_);
+    nicops_.unload(op_id, out);
+  }
+  defer_answers(std::move(out));
+}
+
+bool Engine::nicop_loaded(std::uint32_t op_id) {
+  std::lock_guard lk(nicop_mu_);
+  return nicops_.loaded(op_id);
+}
+
+bool Engine::run_nicop(const NicOpRequest& r, std::uint32_t park_limit, std::vector<NicOpAnswer>& out) {
+  std::lock_guard lk(nicop_mu_);
+  nicops_.set_park_limit(r.qpn, park_limit);
+  return nicops_.run(r, out);
+}
+
+void Engine::region_of(std::uint32_t rkey, std::uint8_t*& base, std::uint64_t& va, std::uint64_t& len) const {
+  std::shared_lock lk(mr_mu_);
+  const auto it = mrs_.find(rkey);
+  if (it == mrs_.end()) {
+    base = nullptr;
+    va = len = 0;
+    return;
+  }
+  base = it->second.addr;
+  va = reinterpret_cast<std::uint64_t>(it->second.addr);
+  len = it->second.length;
+}
+
+void Engine::defer_answers(std::vector<NicOpAnswer>&& answers) {
+  if (answers.empty()) return;
+  {
+    std::lock_guard lk(inbox_mu_);
+    pending_answers_.insert(pending_answers_.end(), answers.begin(), answers.end());
+  }
+  inbox_nonempty_ = true;
+  wake();
+}
+
+void Engine::note_qp_dead(std::uint32_t qpn) {
+  {
+    std::lock_guard lk(inbox_mu_);
+    dead_qps_.push_back(qpn);
+  }
+  inbox_nonempty_ = true;
+  wake();
+}
+
+// Engine thread, with qp_mu_ shared and no QP lock held: releases what dead
+// QPs held, times out parked requests, and delivers answers to their QPs.
+void Engine::nicop_housekeeping(std::uint64_t now, std::uint64_t& next_deadline) {
+  std::vector<NicOpAnswer> answers;
+  std::vector<std::uint32_t> dead;
+  if (inbox_nonempty_.exchange(false)) {
+    std::lock_guard lk(inbox_mu_);
+    answers.swap(pending_answers_);
+    dead.swap(dead_qps_);
+  }
+  {
+    std::lock_guard lk(nicop_mu_);
+    for (std::uint32_t qpn : dead) nicops_.qp_died(qpn, answers);
+    nicops_.expire(now, answers);
+    next_deadline = std::min(next_deadline, nicops_.next_deadline());
+  }
+  for (const NicOpAnswer& a : answers) {
+    const auto it = qps_.find(a.qpn);
+    if (it != qps_.end())
+      it->second->deliver_nicop_answer(static_cast<std::uint32_t>(a.token & wire::kPsnMask), a.status, a.result);
+  }
+}
+
 void Engine::wake() {
   if (sleeping_.exchange(false)) {
     const std::uint64_t one = 1;
@@ -209,6 +290,7 @@ bool Engine::pass(std::uint64_t now, std::uint64_t& next_deadline) {
   rx_.clear();
   const std::size_t n = io_->recv_burst(rx_, kRxBurst);
   for (const RxPacket& rx : rx_) receive(rx);
+  nicop_housekeeping(now, next_deadline);
   bool did = n > 0;
   for (auto& [qpn, qp] : qps_) did |= qp->service(now, next_deadline);
   return did;
@@ -305,6 +387,15 @@ ibv_gid Device::gid() const {
   return g;
 }
 
+void Device::load_nic_op(std::uint32_t op_id, const std::string& path, const std::string& section,
+                         std::uint32_t timeout_ms) {
+  engine_->load_nicop(op_id, path, section, timeout_ms);
+}
+
+void Device::unload_nic_op(std::uint32_t op_id) {
+  engine_->unload_nicop(op_id);
+}
+
 std::unique_ptr<Pd> Device::alloc_pd() {
   return std::unique_ptr<Pd>(new Pd(*engine_));
 }
@@ -319,11 +410,12 @@ std::unique_ptr<Cq> Device::create_cq(int cqe) {
 Pd::~Pd() = default;
 
 std::unique_ptr<Mr> Pd::reg_mr(void* addr, std::size_t length, int access) {
-  constexpr int kKnown =
-      IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC;
+  constexpr int kKnown = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
+                         IBV_ACCESS_REMOTE_ATOMIC | URDMA_ACCESS_NIC_OP;
   if (addr == nullptr || length == 0) throw std::invalid_argument("urdma: reg_mr: empty region");
   if (access & ~kKnown) throw std::invalid_argument("urdma: reg_mr: unsupported access flags");
-  if ((access & (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC)) && !(access & IBV_ACCESS_LOCAL_WRITE))
+  if ((access & (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC | URDMA_ACCESS_NIC_OP)) &&
+      !(access & IBV_ACCESS_LOCAL_WRITE))
     throw std::invalid_argument("urdma: reg_mr: remote write or atomic access needs IBV_ACCESS_LOCAL_WRITE too");
   const std::uint32_t key = engine_.add_mr(addr, length, access);
   return std::unique_ptr<Mr>(new Mr(engine_, addr, length, access, key));
@@ -448,6 +540,25 @@ const char* qp_state_str(ibv_qp_state s) {
       return "ERROR";
     default:
       return "?";
+  }
+}
+
+const char* nicop_status_str(std::uint32_t status) {
+  switch (status) {
+    case NICOP_ST_OK:
+      return "OK";
+    case NICOP_ST_PROG_ERROR:
+      return "NICOP_ST_PROG_ERROR (the program failed or broke a helper's rule)";
+    case NICOP_ST_TIMEOUT:
+      return "NICOP_ST_TIMEOUT (parked longer than the operation's timeout)";
+    case NICOP_ST_UNLOADED:
+      return "NICOP_ST_UNLOADED (the operation was unloaded while the request was parked)";
+    case NICOP_ST_QUEUE_FULL:
+      return "NICOP_ST_QUEUE_FULL (too many parked requests on this QP)";
+    case NICOP_ST_NO_ANSWER:
+      return "NICOP_ST_NO_ANSWER (the program neither answered nor parked)";
+    default:
+      return status < 0x100 ? "operation-defined status" : "unknown status";
   }
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fastpath/unique_fd.h"
+#include "nicop.h"
 #include "urdma/packet_io.h"
 #include "urdma/verbs.h"
 #include "wire.h"
@@ -65,6 +66,20 @@ class Engine {
   std::uint32_t add_qp(QpImpl* qp);
   void remove_qp(std::uint32_t qpn);
 
+  // NIC operations.  nicop_mu_ guards the runtime: the engine runs programs,
+  // load/unload come from application threads.
+  void load_nicop(std::uint32_t op_id, const std::string& path, const std::string& section, std::uint32_t timeout_ms);
+  void unload_nicop(std::uint32_t op_id);
+  bool nicop_loaded(std::uint32_t op_id);
+  // Engine thread, inside a QP's lock: runs a request; answers for other
+  // requests (woken waiters) must go through defer_answers.
+  bool run_nicop(const NicOpRequest& r, std::uint32_t park_limit, std::vector<NicOpAnswer>& out);
+  void region_of(std::uint32_t rkey, std::uint8_t*& base, std::uint64_t& va, std::uint64_t& len) const;
+  // Answers to deliver to (other) QPs once no QP lock is held; any thread.
+  void defer_answers(std::vector<NicOpAnswer>&& answers);
+  // A QP entered ERROR, RESET, or is being destroyed; any thread.
+  void note_qp_dead(std::uint32_t qpn);
+
   // Wakes the engine thread if it sleeps (after a post).
   void wake();
   // Engine thread only: builds the packet (addresses, source port, ICRC) and sends it.
@@ -83,6 +98,7 @@ class Engine {
   bool pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
   void receive(const RxPacket& rx);
   void sleep_until(std::uint64_t deadline_ns);
+  void nicop_housekeeping(std::uint64_t now, std::uint64_t& next_deadline);
 
   std::string name_;
   std::unique_ptr<PacketIo> io_;
@@ -98,6 +114,13 @@ class Engine {
   std::shared_mutex qp_mu_;
   std::map<std::uint32_t, QpImpl*> qps_;
   std::uint32_t next_qpn_ = 0x11;  // rxe's first user QP number
+
+  std::mutex nicop_mu_;
+  NicOpRuntime nicops_;
+  std::mutex inbox_mu_;  // guards the two lists below
+  std::vector<NicOpAnswer> pending_answers_;
+  std::vector<std::uint32_t> dead_qps_;
+  std::atomic<bool> inbox_nonempty_{false};
 
   fastpath::UniqueFd wake_fd_, epoll_fd_;
   std::atomic<bool> sleeping_{false};

@@ -40,6 +40,8 @@ const char* wr_name(ibv_wr_opcode op) {
       return "ATOMIC_CMP_AND_SWP";
     case IBV_WR_ATOMIC_FETCH_AND_ADD:
       return "ATOMIC_FETCH_AND_ADD";
+    case IBV_WR_DRIVER1:
+      return "NIC_OP";
     default:
       return "unsupported";
   }
@@ -56,6 +58,8 @@ ibv_wc_opcode wc_opcode_of(ibv_wr_opcode op) {
       return IBV_WC_COMP_SWAP;
     case IBV_WR_ATOMIC_FETCH_AND_ADD:
       return IBV_WC_FETCH_ADD;
+    case IBV_WR_DRIVER1:
+      return URDMA_WC_NIC_OP;
     default:
       return IBV_WC_SEND;
   }
@@ -185,6 +189,7 @@ QpImpl::QpImpl(Engine& e, const QpInitAttr& init)
 
 QpImpl::~QpImpl() {
   engine_.remove_qp(qpn_);
+  note_dead();
 }
 
 ibv_qp_state QpImpl::state() const {
@@ -261,11 +266,13 @@ int QpImpl::modify(const ibv_qp_attr& a, int mask) {
   if (next == IBV_QPS_RESET) {
     reset_queues();
     error_reason_.clear();
+    note_dead();
   }
   if (next == IBV_QPS_ERR && state_ != IBV_QPS_ERR) {
     state_ = IBV_QPS_ERR;
     if (error_reason_.empty()) error_reason_ = "moved to ERROR by the application";
     flush_all();
+    note_dead();
   }
   state_ = next;
   if (next == IBV_QPS_RTS) engine_.wake();
@@ -303,6 +310,8 @@ void QpImpl::reset_queues() {
   rd_atomic_out_ = 0;
   timer_deadline_ = rnr_until_ = 0;
   retry_pending_ = nak_sent_ = false;
+  probe_at_ = 0;
+  probes_unanswered_ = nicop_tries_ = 0;
   in_msg_ = InMsg::kNone;
 }
 
@@ -319,6 +328,13 @@ void QpImpl::enter_error(const std::string& why) {
   state_ = IBV_QPS_ERR;
   error_reason_ = why;
   flush_all();
+  note_dead();
+}
+
+// Locks this QP holds through NIC operations are released, and its parked
+// requests forgotten, by the engine (outside this QP's lock).
+void QpImpl::note_dead() {
+  engine_.note_qp_dead(qpn_);
 }
 
 void QpImpl::flush_all() {
@@ -470,6 +486,42 @@ int QpImpl::post_recv(ibv_recv_wr* wr, ibv_recv_wr** bad) {
   return 0;
 }
 
+int QpImpl::post_nic_op(const NicOpWr& wr) {
+  {
+    std::lock_guard lk(mu_);
+    if (state_ == IBV_QPS_RESET || state_ == IBV_QPS_INIT || state_ == IBV_QPS_RTR) return EINVAL;
+    if (sq_.size() >= cap_.max_send_wr) return ENOMEM;
+    if (wr.result.length != sizeof(nicop_result) || (wr.remote_addr & 7) || wr.length == 0 || (wr.length & 7))
+      return EINVAL;
+    std::uint8_t* res = engine_.check_local(wr.result, true);
+    if (res == nullptr) return EINVAL;
+    SendWqe w;
+    w.wr_id = wr.wr_id;
+    w.opcode = IBV_WR_DRIVER1;
+    w.signaled = sq_sig_all_ || wr.signaled;
+    w.sg.segs.push_back({res, wr.result.length});
+    w.sg.length = wr.result.length;
+    w.remote_addr = wr.remote_addr;
+    w.rkey = wr.rkey;
+    w.op_id = wr.op_id;
+    w.obj_len = wr.length;
+    w.arg0 = wr.arg0;
+    w.arg1 = wr.arg1;
+    if (state_ == IBV_QPS_ERR) {
+      ibv_wc wc{};
+      wc.wr_id = w.wr_id;
+      wc.status = IBV_WC_WR_FLUSH_ERR;
+      wc.opcode = URDMA_WC_NIC_OP;
+      wc.qp_num = qpn_;
+      push_cqe(send_cq_, wc);
+      return 0;
+    }
+    sq_.push_back(std::move(w));
+  }
+  engine_.wake();
+  return 0;
+}
+
 // ---------------------------------------------------------------- requester
 
 void QpImpl::arm_timer(std::uint64_t now) {
@@ -536,6 +588,17 @@ void QpImpl::send_request_packet(SendWqe& w, std::uint32_t idx) {
       p.ack_req = true;
       break;
     }
+    case IBV_WR_DRIVER1: {
+      p.opcode = wire::kNicOpRequest;
+      p.va = w.remote_addr;
+      p.rkey = w.rkey;
+      p.dma_len = w.obj_len;
+      p.op_id = w.op_id;
+      p.arg0 = w.arg0;
+      p.arg1 = w.arg1;
+      p.ack_req = true;
+      break;
+    }
     default: {
       p.opcode = w.opcode == IBV_WR_ATOMIC_CMP_AND_SWP ? wire::kCompareSwap : wire::kFetchAdd;
       p.va = w.remote_addr;
@@ -557,23 +620,23 @@ bool QpImpl::transmit_next(std::uint64_t now) {
   if (state_ != IBV_QPS_RTS || send_idx_ >= sq_.size() || now < rnr_until_) return false;
   SendWqe& w = sq_[send_idx_];
   if (!w.started) {
-    if ((w.is_read() || w.is_atomic()) && rd_atomic_out_ >= max_rd_atomic_) return false;
+    if (w.needs_response() && rd_atomic_out_ >= max_rd_atomic_) return false;
     if ((w.flags & IBV_SEND_FENCE) && rd_atomic_out_ > 0) return false;
     if (wire::psn_diff(next_psn_, una_psn_) >= static_cast<std::int32_t>(kWindow)) return false;
     const std::uint32_t m = mtu();
     const std::uint64_t len = w.length();
-    w.npkts = w.is_atomic() ? 1 : static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (len + m - 1) / m));
+    w.npkts = w.single_psn() ? 1 : static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (len + m - 1) / m));
     w.started = true;
     w.first_psn = next_psn_;
     w.last_psn = wire::psn_add(next_psn_, w.npkts - 1);
-    if (w.is_read() || w.is_atomic()) ++rd_atomic_out_;
+    if (w.needs_response()) ++rd_atomic_out_;
     send_pkt_ = 0;
   } else if (wire::psn_diff(wire::psn_add(w.first_psn, send_pkt_), una_psn_) >= static_cast<std::int32_t>(kWindow)) {
     return false;
   }
   if (timer_deadline_ == 0) arm_timer(now);
   send_request_packet(w, send_pkt_);
-  const bool whole = w.is_read() || w.is_atomic();  // one request stands for every PSN of the READ
+  const bool whole = w.needs_response();  // one request stands for every PSN of the READ
   send_pkt_ = whole ? w.npkts : send_pkt_ + 1;
   const std::uint32_t after = wire::psn_add(w.first_psn, send_pkt_);
   if (wire::psn_lt(next_psn_, after)) next_psn_ = after;
@@ -620,12 +683,28 @@ void QpImpl::go_back(std::uint32_t psn, bool count_retry, bool rnr, std::uint64_
   for (std::size_t i = 0; i < sq_.size(); ++i) {
     SendWqe& w = sq_[i];
     if (!w.started) break;
-    if (w.done) continue;
+    if (w.done || w.parked) continue;
     if (wire::psn_le(psn, w.last_psn)) {
+      // A peer that does not know NIC operations (rxe) drops them silently:
+      // do not retry one forever even with retry_cnt 7.
+      if (w.is_nicop() && count_retry && !rnr && ++nicop_tries_ > 7) {
+        ibv_wc wc{};
+        wc.wr_id = w.wr_id;
+        wc.status = IBV_WC_RETRY_EXC_ERR;
+        wc.opcode = URDMA_WC_NIC_OP;
+        wc.qp_num = qpn_;
+        push_cqe(send_cq_, wc);
+        const std::string why = "no answer to NIC operation " + std::to_string(w.op_id) +
+                                " after 7 retransmissions: the peer does not support NIC operations "
+                                "(rxe drops opcode 0xc0) or is gone";
+        sq_.erase(sq_.begin() + static_cast<std::ptrdiff_t>(i));
+        enter_error(why);
+        return;
+      }
       send_idx_ = i;
       send_pkt_ = wire::psn_lt(psn, w.first_psn) ? 0 : static_cast<std::uint32_t>(wire::psn_diff(psn, w.first_psn));
       if (w.is_read()) send_pkt_ = w.resp_pkts;  // resume what is missing
-      if (w.is_atomic()) send_pkt_ = 0;
+      if (w.single_psn()) send_pkt_ = 0;
       break;
     }
   }
@@ -641,10 +720,13 @@ void QpImpl::complete_front() {
       wc.status = w.status;
       wc.opcode = wc_opcode_of(w.opcode);
       wc.qp_num = qpn_;
-      wc.byte_len = static_cast<std::uint32_t>(w.is_atomic() ? 8 : w.is_read() ? w.length() : 0);
+      wc.byte_len = static_cast<std::uint32_t>(w.is_atomic()  ? 8
+                                               : w.is_nicop() ? sizeof(nicop_result)
+                                               : w.is_read()  ? w.length()
+                                                              : 0);
       push_cqe(send_cq_, wc);
     }
-    if (w.is_read() || w.is_atomic()) --rd_atomic_out_;
+    if (w.needs_response()) --rd_atomic_out_;
     sq_.pop_front();
     if (send_idx_ > 0) --send_idx_;
   }
@@ -655,8 +737,8 @@ void QpImpl::on_ack(std::uint32_t psn, std::uint64_t now) {
   bool progress = false;
   for (SendWqe& w : sq_) {
     if (!w.started) break;
-    if (w.done) continue;
-    if (w.is_read() || w.is_atomic()) {
+    if (w.done || w.parked) continue;
+    if (w.needs_response()) {
       // An ACK beyond a READ/atomic whose response is missing: the response
       // was lost; resend it now (rxe does the same).
       if (wire::psn_le(w.first_psn, psn)) {
@@ -786,7 +868,59 @@ void QpImpl::on_response(const wire::Packet& p, std::uint64_t now) {
     if (wire::psn_lt(una_psn_, next_psn_)) arm_timer(now);
     return;
   }
+  if (p.opcode == wire::kNicOpResponse) {
+    on_nicop_response(p, *w, now);
+    return;
+  }
   if (w->is_read()) on_read_response(p, *w, now);
+}
+
+void QpImpl::on_nicop_response(const wire::Packet& p, SendWqe& w, std::uint64_t now) {
+  if (!w.is_nicop() || w.first_psn != p.psn) return;
+  probes_unanswered_ = 0;
+  nicop_tries_ = 0;
+  on_ack(wire::psn_add(p.psn, -1), now);
+  if (wire::psn_lt(una_psn_, wire::psn_add(p.psn, 1))) una_psn_ = wire::psn_add(p.psn, 1);
+  retry_left_ = retry_cnt_;
+  retry_pending_ = false;
+  if (p.nicop_status == wire::kNicOpParked) {
+    // Accepted: the answer comes when the responder decides (a lock hand-over).
+    if (!w.parked) {
+      w.parked = true;
+      if (probe_at_ == 0) probe_at_ = now + std::max<std::uint64_t>(4 * timeout_ns(), 100'000'000);
+    }
+  } else {
+    const nicop_result r{p.orig, p.nicop_status, 0};
+    w.sg.copy_in(0, reinterpret_cast<const std::uint8_t*>(&r), sizeof r);
+    w.parked = false;
+    w.done = true;
+    complete_front();
+  }
+  timer_deadline_ = 0;
+  if (wire::psn_lt(una_psn_, next_psn_)) arm_timer(now);
+}
+
+// A parked request whose answer was lost would wait forever: ask again now and
+// then.  The responder answers a duplicate from its resources (still parked,
+// or the saved answer), never running it twice.
+void QpImpl::probe_parked(std::uint64_t now) {
+  SendWqe* oldest = nullptr;
+  for (SendWqe& w : sq_)
+    if (w.parked && !w.done) {
+      oldest = &w;
+      break;
+    }
+  if (oldest == nullptr) {
+    probe_at_ = 0;
+    return;
+  }
+  if (++probes_unanswered_ > 7) {
+    enter_error("peer stopped answering while NIC operation " + std::to_string(oldest->op_id) + " wr_id " +
+                std::to_string(oldest->wr_id) + " was parked there");
+    return;
+  }
+  send_request_packet(*oldest, 0);
+  probe_at_ = now + std::max<std::uint64_t>(4 * timeout_ns(), 100'000'000);
 }
 
 // ---------------------------------------------------------------- responder
@@ -824,7 +958,14 @@ void QpImpl::fatal_nak(std::uint8_t syndrome, std::uint32_t psn, const std::stri
 
 void QpImpl::add_resource(const Resource& r) {
   const std::size_t cap = std::max<std::size_t>(1, max_dest_rd_atomic_);
-  while (resources_.size() >= cap) resources_.pop_front();
+  while (resources_.size() >= cap) {
+    // Evict the oldest that is answered: a parked NIC operation must stay to
+    // answer its duplicates (the requester never has more outstanding than
+    // max_rd_atomic <= our max_dest_rd_atomic).
+    auto it = std::find_if(resources_.begin(), resources_.end(), [](const Resource& x) { return !x.parked; });
+    if (it == resources_.end()) break;
+    resources_.erase(it);
+  }
   resources_.push_back(r);
 }
 
@@ -926,7 +1067,14 @@ bool QpImpl::on_read(const wire::Packet& p) {
   const std::uint32_t m = mtu();
   const std::uint32_t n =
       std::max<std::uint32_t>(1, static_cast<std::uint32_t>((std::uint64_t{p.dma_len} + m - 1) / m));
-  add_resource({false, p.psn, wire::psn_add(p.psn, n - 1), p.va, p.dma_len, p.rkey, rc.ptr, 0});
+  Resource res;
+  res.first_psn = p.psn;
+  res.last_psn = wire::psn_add(p.psn, n - 1);
+  res.va = p.va;
+  res.len = p.dma_len;
+  res.rkey = p.rkey;
+  res.base = rc.ptr;
+  add_resource(res);
   RespItem it;
   it.kind = RespItem::kRead;
   it.psn = p.psn;
@@ -961,7 +1109,15 @@ bool QpImpl::on_atomic(const wire::Packet& p) {
   } else {
     orig = word.fetch_add(p.swap_add);
   }
-  add_resource({true, p.psn, p.psn, p.va, 8, p.rkey, rc.ptr, orig});
+  Resource res;
+  res.atomic = true;
+  res.first_psn = res.last_psn = p.psn;
+  res.va = p.va;
+  res.len = 8;
+  res.rkey = p.rkey;
+  res.base = rc.ptr;
+  res.orig = orig;
+  add_resource(res);
   RespItem it;
   it.kind = RespItem::kAtomicAck;
   it.psn = p.psn;
@@ -969,6 +1125,82 @@ bool QpImpl::on_atomic(const wire::Packet& p) {
   resp_.push_back(it);
   epsn_ = wire::psn_add(p.psn, 1);
   return true;
+}
+
+bool QpImpl::on_nicop(const wire::Packet& p) {
+  if (max_dest_rd_atomic_ == 0) {
+    fatal_nak(wire::kNakInvalidReq, p.psn, "NIC operation to a QP with max_dest_rd_atomic 0");
+    return false;
+  }
+  if (!engine_.nicop_loaded(p.op_id)) {
+    fatal_nak(wire::kNakInvalidReq, p.psn, "NIC operation " + std::to_string(p.op_id) + " is not loaded");
+    return false;
+  }
+  if ((p.va & 7) || p.dma_len == 0 || (p.dma_len & 7)) {
+    fatal_nak(wire::kNakInvalidReq, p.psn, "NIC operation on a misaligned object");
+    return false;
+  }
+  const RemoteCheck rc = engine_.check_remote(p.rkey, p.va, p.dma_len, URDMA_ACCESS_NIC_OP);
+  if (rc.nak) {
+    fatal_nak(rc.nak, p.psn,
+              "NIC operation with rkey " + hex(p.rkey) + " outside its region or on a region without NIC operations");
+    return false;
+  }
+  NicOpRequest r;
+  r.token = std::uint64_t{qpn_} << 24 | p.psn;
+  r.qpn = qpn_;
+  r.op_id = p.op_id;
+  r.va = p.va;
+  r.len = p.dma_len;
+  r.arg0 = p.arg0;
+  r.arg1 = p.arg1;
+  r.obj = rc.ptr;
+  engine_.region_of(p.rkey, r.region, r.region_va, r.region_len);
+  std::vector<NicOpAnswer> out;
+  const bool parked = engine_.run_nicop(r, std::max<std::uint32_t>(1, max_dest_rd_atomic_), out);
+  Resource res;
+  res.nicop = true;
+  res.parked = parked;
+  res.first_psn = res.last_psn = p.psn;
+  res.va = p.va;
+  res.len = p.dma_len;
+  res.rkey = p.rkey;
+  for (auto it = out.begin(); it != out.end(); ++it)
+    if (it->token == r.token) {
+      res.status = it->status;
+      res.orig = it->result;
+      out.erase(it);
+      break;
+    }
+  add_resource(res);
+  RespItem ri;
+  ri.kind = RespItem::kNicOpAck;
+  ri.psn = p.psn;
+  ri.status = parked ? wire::kNicOpParked : res.status;
+  ri.orig = res.orig;
+  resp_.push_back(ri);
+  if (!out.empty()) engine_.defer_answers(std::move(out));
+  epsn_ = wire::psn_add(p.psn, 1);
+  return true;
+}
+
+void QpImpl::deliver_nicop_answer(std::uint32_t psn, std::uint32_t status, std::uint64_t result) {
+  std::lock_guard lk(mu_);
+  if (state_ != IBV_QPS_RTR && state_ != IBV_QPS_RTS) return;
+  for (Resource& r : resources_) {
+    if (r.nicop && r.parked && r.first_psn == psn) {
+      r.parked = false;
+      r.status = status;
+      r.orig = result;
+      RespItem ri;
+      ri.kind = RespItem::kNicOpAck;
+      ri.psn = psn;
+      ri.status = status;
+      ri.orig = result;
+      resp_.push_back(ri);
+      return;
+    }
+  }
 }
 
 void QpImpl::on_duplicate(const wire::Packet& p) {
@@ -989,6 +1221,20 @@ void QpImpl::on_duplicate(const wire::Packet& p) {
       return;
     }
     return;  // not found: dropped, as rxe
+  }
+  if (p.opcode == wire::kNicOpRequest) {
+    for (const Resource& r : resources_) {
+      if (r.nicop && r.first_psn == p.psn) {
+        RespItem ri;
+        ri.kind = RespItem::kNicOpAck;
+        ri.psn = p.psn;
+        ri.status = r.parked ? wire::kNicOpParked : r.status;
+        ri.orig = r.orig;
+        resp_.push_back(ri);
+        return;
+      }
+    }
+    return;
   }
   if (p.opcode == wire::kCompareSwap || p.opcode == wire::kFetchAdd) {
     for (const Resource& r : resources_) {
@@ -1038,6 +1284,8 @@ void QpImpl::on_request(const wire::Packet& p) {
     ok = on_write(p);
   else if (p.opcode == wire::kReadRequest)
     ok = on_read(p);
+  else if (p.opcode == wire::kNicOpRequest)
+    ok = on_nicop(p);
   else
     ok = on_atomic(p);
   if (!ok) return;
@@ -1062,6 +1310,13 @@ bool QpImpl::drain_responses(int budget) {
       p.opcode = wire::kAck;
       p.psn = it.psn;
       p.syndrome = it.syndrome;
+      engine_.transmit(p, remote_ip_, qpn_);
+      resp_.pop_front();
+    } else if (it.kind == RespItem::kNicOpAck) {
+      p.opcode = wire::kNicOpResponse;
+      p.psn = it.psn;
+      p.orig = it.orig;
+      p.nicop_status = it.status;
       engine_.transmit(p, remote_ip_, qpn_);
       resp_.pop_front();
     } else if (it.kind == RespItem::kAtomicAck) {
@@ -1112,6 +1367,8 @@ bool QpImpl::service(std::uint64_t now, std::uint64_t& next_deadline) {
       did = true;
     }
     for (int i = 0; i < kBurst && transmit_next(now); ++i) did = true;
+    if (probe_at_ && now >= probe_at_) probe_parked(now);
+    if (probe_at_) next_deadline = std::min(next_deadline, probe_at_);
     if (timer_deadline_) next_deadline = std::min(next_deadline, timer_deadline_);
     if (rnr_until_ > now && send_idx_ < sq_.size()) next_deadline = std::min(next_deadline, rnr_until_);
     // More to send right now: keep the engine spinning.

@@ -61,6 +61,10 @@ struct SendWqe {
   std::uint32_t rkey = 0;
   std::uint32_t imm = 0;  // network order
   std::uint64_t compare_add = 0, swap = 0;
+  // NIC operation (opcode IBV_WR_DRIVER1): object length, operation, arguments.
+  std::uint32_t op_id = 0, obj_len = 0;
+  std::uint64_t arg0 = 0, arg1 = 0;
+  bool parked = false;  // the responder accepted it and will answer later
   // Transmission state.
   bool started = false, done = false;
   std::uint32_t first_psn = 0, last_psn = 0, npkts = 0;
@@ -68,6 +72,11 @@ struct SendWqe {
   ibv_wc_status status = IBV_WC_SUCCESS;
   bool is_read() const { return opcode == IBV_WR_RDMA_READ; }
   bool is_atomic() const { return opcode == IBV_WR_ATOMIC_CMP_AND_SWP || opcode == IBV_WR_ATOMIC_FETCH_AND_ADD; }
+  bool is_nicop() const { return opcode == IBV_WR_DRIVER1; }
+  // Answered by a response of its own (not by a plain ACK); one PSN per request
+  // except READ; counted against max_rd_atomic.
+  bool needs_response() const { return is_read() || is_atomic() || is_nicop(); }
+  bool single_psn() const { return is_atomic() || is_nicop(); }
   std::uint64_t length() const { return inline_data.empty() ? sg.length : inline_data.size(); }
 };
 
@@ -78,10 +87,11 @@ struct RecvWqe {
 
 // What the responder sends, in PSN order: ACKs, atomic ACKs and READ responses.
 struct RespItem {
-  enum Kind { kAck, kAtomicAck, kRead } kind = kAck;
+  enum Kind { kAck, kAtomicAck, kRead, kNicOpAck } kind = kAck;
   std::uint32_t psn = 0;
   std::uint8_t syndrome = 0;
-  std::uint64_t orig = 0;
+  std::uint64_t orig = 0;    // atomic: original value; NIC op: result
+  std::uint32_t status = 0;  // NIC op
   // kRead: next packet's PSN, bytes left and where they come from.
   const std::uint8_t* src = nullptr;
   std::uint64_t remaining = 0;
@@ -91,6 +101,8 @@ struct RespItem {
 // A READ or atomic the responder executed, kept to answer duplicates.
 struct Resource {
   bool atomic = false;
+  bool nicop = false, parked = false;
+  std::uint32_t status = 0;  // NIC op answer (result in orig)
   std::uint32_t first_psn = 0, last_psn = 0;
   std::uint64_t va = 0, len = 0;
   std::uint32_t rkey = 0;
@@ -110,8 +122,11 @@ class QpImpl {
   std::string error_reason() const;
   int post_send(ibv_send_wr* wr, ibv_send_wr** bad);
   int post_recv(ibv_recv_wr* wr, ibv_recv_wr** bad);
+  int post_nic_op(const NicOpWr& wr);
 
   // Engine thread.
+  // A parked NIC-operation request (PSN psn) got its answer.
+  void deliver_nicop_answer(std::uint32_t psn, std::uint32_t status, std::uint64_t result);
   void on_packet(const wire::Packet& p);
   // Transmits what is due (bounded burst); returns true if it did any work and
   // lowers next_deadline to this QP's next timer.
@@ -137,6 +152,9 @@ class QpImpl {
   bool on_write(const wire::Packet& p);
   bool on_read(const wire::Packet& p);
   bool on_atomic(const wire::Packet& p);
+  bool on_nicop(const wire::Packet& p);
+  void on_nicop_response(const wire::Packet& p, SendWqe& w, std::uint64_t now);
+  void probe_parked(std::uint64_t now);
   void queue_ack(std::uint32_t psn);
   void send_nak(std::uint8_t syndrome, std::uint32_t psn);
   void fatal_nak(std::uint8_t syndrome, std::uint32_t psn, const std::string& why);
@@ -146,6 +164,7 @@ class QpImpl {
 
   // State.
   void enter_error(const std::string& why);
+  void note_dead();
   void flush_all();
   void push_cqe(CqImpl& cq, const ibv_wc& wc);
   void reset_queues();
@@ -184,6 +203,9 @@ class QpImpl {
   std::uint64_t timer_deadline_ = 0;  // 0: disarmed
   std::uint64_t rnr_until_ = 0;
   bool retry_pending_ = false;  // a retransmission was asked for by a NAK: once per ACK
+  std::uint64_t probe_at_ = 0;  // next probe of a parked NIC op (0: none parked)
+  unsigned probes_unanswered_ = 0;
+  unsigned nicop_tries_ = 0;  // retransmissions of a NIC op never acknowledged
 
   // Responder state.
   std::uint32_t epsn_ = 0, msn_ = 0;

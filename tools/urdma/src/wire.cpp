@@ -102,6 +102,11 @@ std::array<OpInfo, 256> make_table() {
   }
   set(kCompareSwap, "COMPARE_SWAP", true, true, true).atomic_eth = true;
   set(kFetchAdd, "FETCH_ADD", true, true, true).atomic_eth = true;
+  set(kNicOpRequest, "URDMA_NICOP_REQUEST", true, true, true).nicop_eth = true;
+  {
+    auto& i = set(kNicOpResponse, "URDMA_NICOP_RESPONSE", false, true, true);
+    i.aeth = i.nicop_ack = true;
+  }
   return t;
 }
 
@@ -116,7 +121,8 @@ const OpInfo& op_info(std::uint8_t opcode) {
 std::size_t ext_len(std::uint8_t opcode) {
   const OpInfo& i = kTable[opcode];
   return (i.reth ? kReth : 0) + (i.aeth ? kAeth : 0) + (i.atomic_eth ? kAtomicEth : 0) +
-         (i.atomic_ack ? kAtomicAckEth : 0) + (i.imm ? kImmDt : 0);
+         (i.atomic_ack ? kAtomicAckEth : 0) + (i.imm ? kImmDt : 0) + (i.nicop_eth ? kNicOpEth : 0) +
+         (i.nicop_ack ? kNicOpAckEth : 0);
 }
 
 const char* parse_error_str(ParseError e) {
@@ -232,6 +238,15 @@ ParseError parse(std::span<const std::uint8_t> pkt, Packet& out) {
     out.dma_len = 8;
     h += kAtomicEth;
   }
+  if (info.nicop_eth) {
+    out.va = get64(h);
+    out.rkey = get32(h + 8);
+    out.dma_len = get32(h + 12);
+    out.arg0 = get64(h + 16);
+    out.arg1 = get64(h + 24);
+    out.op_id = get32(h + 32);
+    h += kNicOpEth;
+  }
   if (info.aeth) {
     out.syndrome = h[0];
     out.msn = get24(h + 1);
@@ -240,6 +255,11 @@ ParseError parse(std::span<const std::uint8_t> pkt, Packet& out) {
   if (info.atomic_ack) {
     out.orig = get64(h);
     h += kAtomicAckEth;
+  }
+  if (info.nicop_ack) {
+    out.orig = get64(h);
+    out.nicop_status = get32(h + 8);
+    h += kNicOpAckEth;
   }
   if (info.imm) {
     std::memcpy(&out.imm, h, 4);
@@ -295,6 +315,15 @@ std::size_t build(const Packet& p, std::vector<std::uint8_t>& out) {
     put64(h + 20, p.compare);
     h += kAtomicEth;
   }
+  if (info.nicop_eth) {
+    put64(h, p.va);
+    put32(h + 8, p.rkey);
+    put32(h + 12, p.dma_len);
+    put64(h + 16, p.arg0);
+    put64(h + 24, p.arg1);
+    put32(h + 32, p.op_id);
+    h += kNicOpEth;
+  }
   if (info.aeth) {
     h[0] = p.syndrome;
     put24(h + 1, p.msn);
@@ -303,6 +332,11 @@ std::size_t build(const Packet& p, std::vector<std::uint8_t>& out) {
   if (info.atomic_ack) {
     put64(h, p.orig);
     h += kAtomicAckEth;
+  }
+  if (info.nicop_ack) {
+    put64(h, p.orig);
+    put32(h + 8, p.nicop_status);
+    h += kNicOpAckEth;
   }
   if (info.imm) {
     std::memcpy(h, &p.imm, 4);

@@ -16,6 +16,10 @@ namespace urdma::wire {
 constexpr std::uint16_t kRoceUdpPort = 4791;
 constexpr std::size_t kIpHdr = 20, kUdpHdr = 8, kBth = 12, kReth = 16, kAeth = 4, kAtomicEth = 28, kAtomicAckEth = 8,
                       kImmDt = 4, kIcrc = 4;
+// NicOpETH: va 8, rkey 4, len 4, arg0 8, arg1 8, op id 4.  NicOpAckETH: result 8, status 4.
+constexpr std::size_t kNicOpEth = 36, kNicOpAckEth = 12;
+// NicOpAckETH status meaning "accepted and parked; the answer follows later".
+constexpr std::uint32_t kNicOpParked = 0xfffffffe;
 constexpr std::uint16_t kDefaultPkey = 0xffff;
 
 // BTH opcodes, RC class (IBA Vol 1 table 38; include/rdma/ib_pack.h).
@@ -41,12 +45,17 @@ enum Opcode : std::uint8_t {
   kAtomicAck = 0x12,
   kCompareSwap = 0x13,
   kFetchAdd = 0x14,
+  // urdma NIC operations, in the manufacturer-specific range (IBA table 38:
+  // opcode bits 7:5 = 110).  rxe drops them silently.
+  kNicOpRequest = 0xc0,
+  kNicOpResponse = 0xc1,
 };
 
 // Which headers follow the BTH, and what the opcode means (rxe's rxe_opcode[]).
 struct OpInfo {
   bool known = false;
   bool reth = false, aeth = false, atomic_eth = false, atomic_ack = false, imm = false;
+  bool nicop_eth = false, nicop_ack = false;
   bool payload = false;
   bool request = false;  // responder side handles it (else: completer)
   bool first = false, last = false;
@@ -97,6 +106,9 @@ struct Packet {
   std::uint32_t msn = 0;
   // AtomicETH (va, rkey above) / AtomicAckETH
   std::uint64_t swap_add = 0, compare = 0, orig = 0;
+  // NicOpETH (va, rkey, dma_len above) / NicOpAckETH (orig = result)
+  std::uint32_t op_id = 0, nicop_status = 0;
+  std::uint64_t arg0 = 0, arg1 = 0;
   std::uint32_t imm = 0;  // ImmDt, network order as on the wire (ibv_wc.imm_data is too)
   std::span<const std::uint8_t> payload;
 };

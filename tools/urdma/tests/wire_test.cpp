@@ -79,7 +79,11 @@ TEST(Wire, ParsesTheReferenceAndRejectsAnyFlippedBit) {
 
 TEST(Wire, RoundTripsEveryOpcode) {
   const std::uint8_t data[300] = {1, 2, 3};
-  for (int op = 0; op <= kFetchAdd; ++op) {
+  std::vector<int> ops;
+  for (int op = 0; op <= kFetchAdd; ++op) ops.push_back(op);
+  ops.push_back(kNicOpRequest);
+  ops.push_back(kNicOpResponse);
+  for (int op : ops) {
     const OpInfo& info = op_info(static_cast<std::uint8_t>(op));
     ASSERT_TRUE(info.known) << op;
     Packet p;
@@ -98,6 +102,10 @@ TEST(Wire, RoundTripsEveryOpcode) {
     p.compare = 6;
     p.orig = 7;
     p.imm = htonl(99);
+    p.op_id = 3;
+    p.arg0 = 11;
+    p.arg1 = 12;
+    p.nicop_status = 13;
     if (info.payload) p.payload = std::span<const std::uint8_t>(data, 1 + op * 10);
     std::vector<std::uint8_t> out;
     build(p, out);
@@ -126,6 +134,18 @@ TEST(Wire, RoundTripsEveryOpcode) {
     if (info.imm) {
       EXPECT_EQ(ntohl(q.imm), 99u);
     }
+    if (info.nicop_eth) {
+      EXPECT_EQ(q.va, p.va);
+      EXPECT_EQ(q.rkey, p.rkey);
+      EXPECT_EQ(q.dma_len, p.dma_len);
+      EXPECT_EQ(q.op_id, 3u);
+      EXPECT_EQ(q.arg0, 11u);
+      EXPECT_EQ(q.arg1, 12u);
+    }
+    if (info.nicop_ack) {
+      EXPECT_EQ(q.orig, 7u);
+      EXPECT_EQ(q.nicop_status, 13u);
+    }
   }
 }
 
@@ -133,7 +153,7 @@ TEST(Wire, DropsWhatRxeDrops) {
   const auto good = from_hex(kSendOnlyHello);
   Packet p;
   // Unknown opcodes: reserved 0x15, the manufacturer-specific range, UD.
-  for (std::uint8_t op : {0x15, 0x18, 0xc0, 0xff, 0x64}) {
+  for (std::uint8_t op : {0x15, 0x18, 0xc2, 0xff, 0x64}) {
     auto bad = good;
     bad[28] = op;
     EXPECT_EQ(parse(bad, p), ParseError::kUnknownOpcode) << int(op);

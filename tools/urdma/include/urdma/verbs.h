@@ -44,6 +44,24 @@ class Cq;
 class Qp;
 class Mr;
 
+// NIC operations (see bpf/nicop.h): a memory region opts in with this access
+// flag; a request is posted with Qp::post_nic_op and completes with
+// URDMA_WC_NIC_OP, its status and result in the 16-byte local buffer
+// (struct nicop_result).
+constexpr int URDMA_ACCESS_NIC_OP = 1 << 28;
+constexpr ibv_wc_opcode URDMA_WC_NIC_OP = IBV_WC_DRIVER1;
+
+struct NicOpWr {
+  std::uint64_t wr_id = 0;
+  std::uint32_t op_id = 0;
+  std::uint64_t remote_addr = 0;  // target object: 8-aligned, inside a region with URDMA_ACCESS_NIC_OP
+  std::uint32_t rkey = 0;
+  std::uint32_t length = 8;  // object length, multiple of 8
+  std::uint64_t arg0 = 0, arg1 = 0;
+  ibv_sge result{};  // 16 bytes, local write: struct nicop_result
+  bool signaled = true;
+};
+
 // Counters of one device (monotonic, read without stopping the engine).
 struct DeviceStats {
   std::uint64_t rx_packets = 0;         // RoCE packets that passed every check
@@ -100,6 +118,16 @@ class Device {
   std::unique_ptr<Pd> alloc_pd();
   // cqe: capacity.  A CQ overrun puts the QPs using it into ERROR.
   std::unique_ptr<Cq> create_cq(int cqe);
+
+  // NIC operations run by this device's responder.  load_nic_op loads ELF
+  // section `section` of `path` (an eBPF object built from bpf/*.bpf.c) as
+  // operation op_id; parked requests older than timeout_ms (0 = never) are
+  // answered NICOP_ST_TIMEOUT.  Throws std::runtime_error with the reason
+  // (file, section, or librte_bpf's validator's verdict).
+  void load_nic_op(std::uint32_t op_id, const std::string& path, const std::string& section = "nicop",
+                   std::uint32_t timeout_ms = 0);
+  // Parked requests of the operation are answered NICOP_ST_UNLOADED.
+  void unload_nic_op(std::uint32_t op_id);
 
   Engine& engine() { return *engine_; }
 
@@ -192,6 +220,11 @@ class Qp {
   // (ENOMEM queue full, EINVAL bad WR or QP state) with *bad set.
   int post_send(ibv_send_wr* wr, ibv_send_wr** bad);
   int post_recv(ibv_recv_wr* wr, ibv_recv_wr** bad);
+  // A NIC operation (rides the send queue like an atomic: one PSN, counted
+  // against max_rd_atomic).  A peer that does not know NIC operations (rxe)
+  // drops it: the WR fails with IBV_WC_RETRY_EXC_ERR after 7 retransmissions
+  // whatever retry_cnt says, and error_reason() says so.
+  int post_nic_op(const NicOpWr& wr);
   QpImpl& impl() { return *impl_; }
 
  private:
@@ -204,6 +237,7 @@ class Qp {
 const char* wc_status_str(ibv_wc_status s);
 const char* wc_opcode_str(ibv_wc_opcode o);
 const char* qp_state_str(ibv_qp_state s);
+const char* nicop_status_str(std::uint32_t status);
 // Path MTU enum <-> bytes (256..4096); mtu_from_bytes returns 0 for other values.
 int mtu_to_bytes(ibv_mtu m);
 ibv_mtu mtu_from_bytes(int bytes);
