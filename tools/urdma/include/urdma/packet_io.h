@@ -20,6 +20,7 @@
 
 #include <netinet/in.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -61,15 +62,35 @@ class PacketIo {
   // bound to 4791 sends from 4791): the transport then builds packets with it,
   // so that the ICRC, which covers the ports, matches the wire.
   virtual int fixed_udp_sport() const { return 0; }
+  // Back-end counters for diagnostics and tests (ARP traffic, frames dropped
+  // by the link layer, injected faults), by name; empty if there are none.
+  // Callable from any thread.
+  virtual std::map<std::string, std::uint64_t> counters() const { return {}; }
 };
 
-// "backend:key=value,key=value" split into its parts.
+// A back-end counter: bumped by the engine thread only, read from any thread
+// (relaxed atomics: no locked instruction on the packet path).
+class IoCounter {
+ public:
+  void operator++() { v_.store(v_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  std::uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> v_{0};
+};
+
+// "backend:key=value,key=value" split into its parts.  A value may be quoted
+// with "..." or '...' to hold commas or spaces: dev="net_tap0,iface=t0".
 struct IoSpec {
   std::string backend;
   std::map<std::string, std::string> keys;
   // Parses; throws std::invalid_argument naming the bad part and the expected form.
   static IoSpec parse(const std::string& spec);
   std::string get(const std::string& key, const std::string& def = "") const;
+  // The value of key as a number in [lo, hi], def when absent.  Throws
+  // std::runtime_error naming the key, the value and the range.
+  std::int64_t get_int(const std::string& key, std::int64_t def, std::int64_t lo, std::int64_t hi) const;
+  double get_real(const std::string& key, double def, double lo, double hi) const;
 };
 
 // Opens the back-end named by spec (see verbs.h Device::open), wrapped in the
