@@ -170,9 +170,10 @@ void apply_defaults(Options& o) {
   const bool atomic = o.kind.verb == Verb::kAtomic;
   if (atomic && (o.all || (!o.size_text.empty() && fastpath::cli::parse_size(o.size_text) != 8)))
     throw std::runtime_error("the message size cannot be changed for atomic tests (8 bytes, no -a)");
+  o.size = atomic ? 8 : (o.kind.bw ? 65536 : 2);
   if (!o.size_text.empty()) o.size = fastpath::cli::parse_size(o.size_text);
-  if (o.size == 0) o.size = atomic ? 8 : (o.kind.bw ? 65536 : 2);
-  if (o.size > 0x7fffffff) throw std::runtime_error("-s: the message size must be 1 .. 2147483647 bytes");
+  if (o.size == 0 || o.size > 0x7fffffff)
+    throw std::runtime_error("-s: the message size must be 1 .. 2147483647 bytes");
   if (o.iters == 0) o.iters = (o.kind.bw && o.kind.verb == Verb::kWrite) ? 5000 : 1000;
   if (o.tx_depth == 0) o.tx_depth = o.kind.bw ? 128 : 1;
   o.tx_depth = std::min(o.tx_depth, o.iters);

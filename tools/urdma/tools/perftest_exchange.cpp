@@ -14,12 +14,13 @@
 namespace urdma::tools {
 namespace {
 
-// The first `n` bytes as text, non-printables as \xNN, for error messages.
+// The first `n` bytes as text (trailing NULs dropped, other bytes that are
+// not printable as \xNN), for error messages.
 std::string quote(const char* p, std::size_t n) {
+  while (n > 0 && p[n - 1] == '\0') --n;
   std::string s = "'";
   for (std::size_t i = 0; i < n; ++i) {
     const auto c = static_cast<unsigned char>(p[i]);
-    if (c == 0 && i + 1 == n) break;
     if (std::isprint(c)) {
       s += static_cast<char>(c);
     } else {
@@ -225,10 +226,10 @@ Negotiated Comm::negotiate(int page_size, int cache_line, ibv_mtu mtu) {
   out.peer_version.assign(theirs, strnlen(theirs, kVersionSize));
   char* end = nullptr;
   const double v = std::strtod(out.peer_version.c_str(), &end);
-  if (end == out.peer_version.c_str())
+  if (out.peer_version.empty() || *end != '\0')
     throw std::runtime_error("the peer did not send a perftest version (got " + quote(theirs, kVersionSize) +
-                             "); is it a perftest program (" + std::string("ib_*_lat/ib_*_bw") +
-                             ") or urdma-perf, on this port and not ibv_rc_pingpong?");
+                             "); is it a perftest program (ib_*_lat, ib_*_bw) or urdma-perf on this port, "
+                             "and not ibv_rc_pingpong?");
   if (v < kMinPeerVersion)
     throw std::runtime_error("version mismatch: the peer is perftest version " + out.peer_version +
                              ", but perftest 4.5 and urdma-perf (version " + kVersion +
