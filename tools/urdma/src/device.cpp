@@ -19,9 +19,6 @@
 namespace urdma {
 namespace {
 
-// Spin this long after the last work before sleeping: a reply usually comes
-// back within it, and sleeping costs a wake-up (tens of microseconds).
-constexpr std::uint64_t kSpinNs = 200'000;
 constexpr std::uint64_t kMaxSleepNs = 100'000'000;
 constexpr std::size_t kRxBurst = 64;
 
@@ -49,7 +46,8 @@ std::uint64_t now_ns() {
 
 // ---------------------------------------------------------------- engine
 
-Engine::Engine(std::string name, std::unique_ptr<PacketIo> io) : name_(std::move(name)), io_(std::move(io)) {
+Engine::Engine(std::string name, std::unique_ptr<PacketIo> io, std::uint64_t spin_ns)
+    : name_(std::move(name)), io_(std::move(io)), spin_ns_(spin_ns) {
   ip_ = io_->local_ip();
   active_mtu_ = mtu_for_link(io_->link_mtu());
   fixed_sport_ = static_cast<std::uint16_t>(io_->fixed_udp_sport());
@@ -324,7 +322,7 @@ void Engine::run() {
       last_work = now;
       continue;
     }
-    if (now - last_work < kSpinNs || next <= now) continue;
+    if (now - last_work < spin_ns_ || next <= now) continue;
     // Going to sleep: publish it, then look once more so a post that raced
     // with us is not left waiting until the next timer.
     sleeping_.store(true);
@@ -350,7 +348,12 @@ void Engine::run() {
 // ---------------------------------------------------------------- public objects
 
 std::unique_ptr<Device> Device::open(const std::string& name, const std::string& spec) {
-  return open(name, open_packet_io(spec));
+  auto io = open_packet_io(spec);  // validates the spec first, with the messages
+  const IoSpec s = IoSpec::parse(spec);
+  const auto spin_us = s.get_int("spin_us", Engine::kDefaultSpinNs / 1000, 0, 10'000'000);
+  std::unique_ptr<Device> d(new Device());  // private constructor: make_unique cannot reach it
+  d->engine_ = std::make_unique<Engine>(name, std::move(io), static_cast<std::uint64_t>(spin_us) * 1000);
+  return d;
 }
 
 std::unique_ptr<Device> Device::open(const std::string& name, std::unique_ptr<PacketIo> io) {

@@ -46,7 +46,11 @@ struct RemoteCheck {
 
 class Engine {
  public:
-  Engine(std::string name, std::unique_ptr<PacketIo> io);
+  // spin_ns: how long the engine keeps polling after its last work before it
+  // sleeps (a reply often comes back within it; spinning longer steals the
+  // CPU the peer or the application needs on a small machine).
+  Engine(std::string name, std::unique_ptr<PacketIo> io, std::uint64_t spin_ns = kDefaultSpinNs);
+  static constexpr std::uint64_t kDefaultSpinNs = 50'000;
   ~Engine();
 
   const std::string& name() const { return name_; }
@@ -106,6 +110,7 @@ class Engine {
   ibv_mtu active_mtu_ = IBV_MTU_1024;
   ibv_device_attr attr_{};
   std::uint16_t fixed_sport_ = 0;
+  std::uint64_t spin_ns_;
 
   mutable std::shared_mutex mr_mu_;
   std::map<std::uint32_t, MrInfo> mrs_;

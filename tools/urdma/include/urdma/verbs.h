@@ -94,6 +94,7 @@ class Device {
   //   dpdk:dev=DEVARGS,ip=...    any DPDK port by its device arguments (e.g. net_tap0,iface=t0)
   // common keys: mtu=BYTES (link MTU, default 1500 -> active_mtu 1024),
   //   drop=P, dup=P, reorder=P, corrupt=P, seed=N   (fault injection on receive, P in [0,1])
+  //   spin_us=N   how long the engine polls after its last work before it sleeps (default 50)
   // Throws std::runtime_error whose message names the cause and the fix
   // (interface missing, no permission for a raw socket, address in use, ...).
   static std::unique_ptr<Device> open(const std::string& name, const std::string& spec);
