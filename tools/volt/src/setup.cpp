@@ -109,6 +109,11 @@ std::uint64_t Target::data_addr(std::uint64_t lock) const {
   return reinterpret_cast<std::uint64_t>(region_.data()) + cfg_.locks * LockTable::kSlot + lock * cfg_.data_size;
 }
 
+void Target::reset() {
+  qps_.clear();
+  std::memset(region_.data(), 0, region_.size());
+}
+
 std::size_t Target::add_passive_qp() {
   qps_.push_back(std::make_unique<QpBundle>(QpBundle::make(*dev_, *pd_, 16)));
   return qps_.size() - 1;

@@ -89,6 +89,9 @@ class Target {
   // Destroys it: the target's side of a connection that died (urdma then
   // releases what that QP held and drops what it had parked).
   void kill_passive_qp(std::size_t i) { qps_.at(i)->qp.reset(); }
+  // Between runs (no client connected): drops the passive QPs and zeroes the
+  // region (locks free, guarded data 0).
+  void reset();
 
  private:
   TargetConfig cfg_;

@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: GPL-2.0
+// volt-bench's runs: one target, every kind at every client count.
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "../../../bpf/volt.h"
+#include "bench.h"
+#include "volt/volt_lock.h"
+
+namespace volt::bench {
+namespace {
+
+// YCSB's zipfian generator (Gray et al.): item 0 is the hottest.
+class Zipf {
+ public:
+  Zipf(std::uint64_t n, double theta) : n_(n), theta_(theta) {
+    for (std::uint64_t i = 1; i <= n; ++i) zetan_ += 1.0 / std::pow(static_cast<double>(i), theta);
+    const double zeta2 = 1.0 + 1.0 / std::pow(2.0, theta);
+    alpha_ = 1.0 / (1.0 - theta);
+    eta_ = (1.0 - std::pow(2.0 / static_cast<double>(n), 1.0 - theta)) / (1.0 - zeta2 / zetan_);
+  }
+  std::uint64_t next(double u) const {
+    const double uz = u * zetan_;
+    if (uz < 1.0) return 0;
+    if (uz < 1.0 + std::pow(0.5, theta_)) return std::min<std::uint64_t>(1, n_ - 1);
+    const auto v = static_cast<std::uint64_t>(static_cast<double>(n_) * std::pow(eta_ * u - eta_ + 1.0, alpha_));
+    return std::min(v, n_ - 1);
+  }
+
+ private:
+  std::uint64_t n_;
+  double theta_, zetan_ = 0, alpha_ = 0, eta_ = 0;
+};
+
+enum Phase : int { kWarmup, kMeasure, kStop };
+
+struct ClientOut {
+  std::uint64_t acq = 0, interrupted = 0, excl_total = 0, lock_msgs = 0;
+  fastpath::LatencyHistogram hist;
+  ClientGrants grants;
+  std::string error;
+};
+
+struct Shared {
+  const Options& opt;
+  Target& target;
+  LockSession& session;
+  const Zipf* zipf;
+  bool log_grants;
+  std::atomic<int> phase{kWarmup};
+};
+
+// The critical section: READ the guarded data; a writer increments its
+// first word and WRITEs it back.
+void critical_section(Conn<UrdmaVerbs>& c, Target& t, std::uint64_t lock, std::uint32_t size, Mode m) {
+  c.read(t.data_addr(lock), t.rkey(), 0, size);
+  if (m == Mode::kShared) return;
+  std::uint64_t v = 0;
+  std::memcpy(&v, c.data(), 8);
+  ++v;
+  std::memcpy(c.data(), &v, 8);
+  c.write(t.data_addr(lock), t.rkey(), 0, size);
+}
+
+void client_loop(Shared& sh, std::uint32_t i, ClientOut& out) {
+  LockClient& lk = sh.session.lock(i);
+  Conn<UrdmaVerbs>& c = sh.session.conn(i);
+  std::mt19937_64 rng(sh.opt.seed * 1'000'003 + i);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::uniform_int_distribution<std::uint64_t> uni(0, sh.opt.locks - 1);
+  while (sh.phase.load(std::memory_order_relaxed) != kStop) {
+    const std::uint64_t lock = sh.zipf ? sh.zipf->next(u(rng)) : uni(rng);
+    const Mode m = sh.opt.shared > 0 && u(rng) < sh.opt.shared ? Mode::kShared : Mode::kExclusive;
+    const bool measured = sh.phase.load(std::memory_order_relaxed) == kMeasure;
+    const std::uint64_t ops0 = c.ops(), t0 = mono_ns();
+    const Grant g = lk.acquire(lock, m);
+    const std::uint64_t t1 = mono_ns();
+    if (sh.log_grants) {
+      out.grants.lock.push_back(lock);
+      out.grants.seq.push_back(g.seq);
+    }
+    critical_section(c, sh.target, lock, sh.opt.data_size, m);
+    lk.release(lock);
+    if (m == Mode::kExclusive) ++out.excl_total;
+    if (measured) {
+      ++out.acq;
+      out.interrupted += g.interrupted;
+      out.hist.record(t1 - t0);
+      out.lock_msgs += c.ops() - ops0 - (m == Mode::kExclusive ? 2 : 1);
+    }
+    if (sh.opt.think_ns) Backoff::pause_ns(sh.opt.think_ns);
+  }
+}
+
+struct Snapshot {
+  std::uint64_t t_ns = 0, target_busy = 0, client_busy = 0, packets = 0, app_cpu = 0;
+};
+
+Snapshot snap(Target& t, const std::vector<ClientDevice*>& devs, LockSession& s) {
+  Snapshot x;
+  x.t_ns = mono_ns();
+  const urdma::DeviceStats ts = t.dev().stats();
+  x.target_busy = ts.engine_busy_ns;
+  x.packets = ts.tx_packets;
+  for (ClientDevice* d : devs) {
+    const urdma::DeviceStats cs = d->dev->stats();
+    x.client_busy += cs.engine_busy_ns;
+    x.packets += cs.tx_packets;
+  }
+  x.app_cpu = s.rpc() ? s.rpc()->cpu_ns() : 0;
+  return x;
+}
+
+bool is_volt_acquire(const Arrival& a, const LockTable& t, std::uint64_t& lock) {
+  if (a.opcode != 0xc0 || (a.arg != VOLT_ACQUIRE_EXCL && a.arg != VOLT_ACQUIRE_SHARED)) return false;
+  lock = (a.va - t.base) / LockTable::kSlot;
+  return true;
+}
+
+bool is_rpc_acquire(const Arrival& a, std::uint64_t& lock) {
+  const auto cmd = static_cast<std::uint32_t>(a.va);
+  if (a.opcode != 0x04 || (cmd != kRpcAcquireExcl && cmd != kRpcAcquireShared)) return false;
+  lock = a.arg;
+  return true;
+}
+
+void check_order(RunResult& r, Target& t, ArrivalLog& log, std::vector<ClientOut>& outs, LockSession& s) {
+  if (r.kind == Kind::kTicket) {
+    r.fifo_text = "by design";
+    return;
+  }
+  if (r.kind != Kind::kVolt && r.kind != Kind::kRpc) {
+    r.fifo_text = "n/a";
+    return;
+  }
+  std::vector<ClientGrants> grants;
+  for (std::uint32_t i = 0; i < outs.size(); ++i) {
+    outs[i].grants.target_qpn = s.target_qpn(i);
+    grants.push_back(std::move(outs[i].grants));
+  }
+  const LockTable table = t.table();
+  const bool volt = r.kind == Kind::kVolt;
+  if (log.truncated()) {
+    r.fifo_text = "not checked (arrival log full)";
+    return;
+  }
+  r.fifo = check_fifo(log.take(), grants, [&](const Arrival& a, std::uint64_t& lock) {
+    return volt ? is_volt_acquire(a, table, lock) : is_rpc_acquire(a, lock);
+  });
+  r.fifo_text = !r.fifo.checked         ? "not checked: " + r.fifo.note
+                : r.fifo.overtakes == 0 ? "strict"
+                                        : std::to_string(r.fifo.overtakes) + " overtakes";
+}
+
+void verify(RunResult& r, Target& t, const Options& opt, const std::vector<ClientOut>& outs) {
+  std::uint64_t want = 0, have = 0;
+  for (const ClientOut& o : outs) want += o.excl_total;
+  for (std::uint64_t l = 0; l < opt.locks; ++l) {
+    std::uint64_t v = 0;
+    std::memcpy(&v, t.host(t.data_addr(l)), 8);
+    have += v;
+  }
+  r.verified = want == have;
+  if (!r.verified)
+    r.verify_note = "guarded counters sum to " + std::to_string(have) + ", exclusive acquisitions " +
+                    std::to_string(want) + ": mutual exclusion failed";
+}
+
+void sleep_s(double s) {
+  std::this_thread::sleep_for(std::chrono::duration<double>(s));
+}
+
+void fill(RunResult& r, const Snapshot& a, const Snapshot& b, const std::vector<ClientOut>& outs) {
+  r.seconds = static_cast<double>(b.t_ns - a.t_ns) / 1e9;
+  std::uint64_t lock_msgs = 0;
+  for (const ClientOut& o : outs) {
+    r.acquisitions += o.acq;
+    r.interrupted += o.interrupted;
+    r.per_client.push_back(o.acq);
+    r.latency.merge(o.hist);
+    lock_msgs += o.lock_msgs;
+    if (r.error.empty() && !o.error.empty()) r.error = o.error;
+  }
+  const double acq = static_cast<double>(std::max<std::uint64_t>(1, r.acquisitions));
+  r.lock_msgs_per_acq = static_cast<double>(lock_msgs) / acq;
+  r.packets_per_acq = static_cast<double>(b.packets - a.packets) / acq;
+  r.target_app_cpu_s = static_cast<double>(b.app_cpu - a.app_cpu) / 1e9;
+  r.target_engine_cpu_s = static_cast<double>(b.target_busy - a.target_busy) / 1e9;
+  r.client_engine_cpu_s = static_cast<double>(b.client_busy - a.client_busy) / 1e9;
+}
+
+RunResult run_one(const Options& opt, Target& t, const std::vector<ClientDevice*>& devs, ArrivalLog& log,
+                  const Zipf* zipf, Kind kind, std::uint32_t clients) {
+  t.reset();
+  SessionOptions so;
+  so.kind = kind;
+  so.clients = clients;
+  so.data_size = opt.data_size;
+  so.wait.spin_ns = opt.spin_ns;
+  so.backoff = {true, opt.backoff_initial_ns, opt.backoff_cap_ns};
+  so.rpc_spin = opt.rpc_spin;
+  so.seed = opt.seed;
+  LockSession session(t, devs, so);
+  const bool log_grants = opt.fifo_check && (kind == Kind::kVolt || kind == Kind::kRpc);
+  if (log_grants) log.start(std::size_t{8} << 20);
+  Shared sh{opt, t, session, zipf, log_grants};
+  std::vector<ClientOut> outs(clients);
+  std::vector<std::thread> threads;
+  for (std::uint32_t i = 0; i < clients; ++i)
+    threads.emplace_back([&sh, &outs, i] {
+      try {
+        client_loop(sh, i, outs[i]);
+      } catch (const std::exception& e) {
+        outs[i].error = "client " + std::to_string(i) + ": " + e.what();
+        sh.phase.store(kStop);
+      }
+    });
+  sleep_s(opt.warmup_s);
+  const Snapshot a = snap(t, devs, session);
+  sh.phase.store(kMeasure);
+  sleep_s(opt.duration_s);
+  const Snapshot b = snap(t, devs, session);
+  sh.phase.store(kStop);
+  for (auto& th : threads) th.join();
+  log.stop();
+  RunResult r;
+  r.kind = kind;
+  r.clients = clients;
+  fill(r, a, b, outs);
+  verify(r, t, opt, outs);
+  check_order(r, t, log, outs, session);
+  return r;
+}
+
+}  // namespace
+
+double RunResult::jain() const {
+  double s = 0, s2 = 0;
+  for (std::uint64_t x : per_client) {
+    s += static_cast<double>(x);
+    s2 += static_cast<double>(x) * static_cast<double>(x);
+  }
+  return s2 > 0 ? s * s / (static_cast<double>(per_client.size()) * s2) : 0;
+}
+
+double RunResult::max_min() const {
+  if (per_client.empty()) return 0;
+  const auto [lo, hi] = std::minmax_element(per_client.begin(), per_client.end());
+  return *lo ? static_cast<double>(*hi) / static_cast<double>(*lo) : INFINITY;
+}
+
+std::vector<RunResult> run_all(const Options& opt) {
+  auto log = std::make_shared<ArrivalLog>();
+  TargetConfig cfg;
+  cfg.locks = opt.locks;
+  cfg.data_size = std::max<std::uint32_t>(8, opt.data_size);
+  for (Kind k : opt.kinds)
+    if (k == Kind::kVolt) cfg.volt_object = opt.volt_object;
+  Target target(urdma::Device::open("volt-target", tap_arrivals(urdma::open_packet_io(opt.target_backend), log)), cfg);
+  std::vector<std::unique_ptr<ClientDevice>> owned;
+  std::vector<ClientDevice*> devs;
+  for (std::size_t i = 0; i < opt.client_backends.size(); ++i) {
+    owned.push_back(
+        std::make_unique<ClientDevice>(urdma::Device::open("volt-client" + std::to_string(i), opt.client_backends[i])));
+    devs.push_back(owned.back().get());
+  }
+  std::unique_ptr<Zipf> zipf;
+  if (opt.zipfian) zipf = std::make_unique<Zipf>(opt.locks, opt.zipf_theta);
+  std::vector<RunResult> runs;
+  for (std::uint32_t n : opt.clients)
+    for (Kind k : opt.kinds) {
+      std::cerr << "volt-bench: " << kind_name(k) << ", " << n << " clients, " << opt.duration_s << " s ..."
+                << std::endl;
+      runs.push_back(run_one(opt, target, devs, *log, zipf.get(), k, n));
+      const RunResult& r = runs.back();
+      std::cerr << "volt-bench: " << kind_name(k) << ", " << n
+                << " clients: " << static_cast<std::uint64_t>(r.goodput()) << " acquisitions/s, p99 "
+                << r.latency.percentile(99) / 1000.0 << " us, fifo " << r.fifo_text
+                << (r.error.empty() ? "" : ", ERROR: " + r.error) << std::endl;
+    }
+  return runs;
+}
+
+}  // namespace volt::bench
