@@ -31,6 +31,9 @@ struct NicOpRequest {
   // The region around it, for nicop_region_load.
   std::uint8_t* region = nullptr;
   std::uint64_t region_va = 0, region_len = 0;
+  // The run's clock (ctx.now_ns, the parked time for timeouts); 0: the
+  // runtime reads CLOCK_MONOTONIC.
+  std::uint64_t now_ns = 0;
 };
 
 // An answer for a request (this run's, or a parked one that was woken).
@@ -60,19 +63,36 @@ class NicOpRuntime {
   bool loaded(std::uint32_t op_id) const;
   // Whether the JIT is in use for op_id (else the interpreter).
   bool jitted(std::uint32_t op_id) const;
+  // Use librte_bpf's JIT where it gave one (default), or always its
+  // interpreter (measurements, debugging).
+  void set_jit(bool on);
+  // Why op_id's last failed run failed (a helper's rule, a non-zero return,
+  // answer and park both...), empty if none did.
+  std::string last_error(std::uint32_t op_id) const;
 
-  // Per-QP bound on parked requests (the transport passes max_dest_rd_atomic).
+  // Per-QP bound on parked requests (the transport passes max_dest_rd_atomic);
+  // kDefaultParkLimit until set, forgotten when the QP dies.
+  static constexpr std::uint32_t kDefaultParkLimit = 16;
   void set_park_limit(std::uint32_t qpn, std::uint32_t limit);
 
-  // Runs a request.  Appends its answer (unless parked) and any answers for
-  // waiters it woke to `out`.  Returns true if the request was parked.
+  // Runs a request.  Appends any answers for waiters it woke, then its own
+  // answer (unless parked), to `out`.  Returns true if the request was
+  // parked.  An op_id that is not loaded is answered NICOP_ST_UNLOADED.
   bool run(const NicOpRequest& r, std::vector<NicOpAnswer>& out);
   // A QP is gone (ERROR or destroyed): its parked requests are dropped
-  // (nobody to answer), and every object it held is handed to its program
-  // with NICOP_EV_QP_DIED, whose wakes are appended to `out`.
+  // (nobody to answer; a queue that lost its first waiter and still has
+  // others is handed to its program with NICOP_EV_WAITER_GONE), then every
+  // object it held is handed to its program with NICOP_EV_QP_DIED (once per
+  // hold count); the wakes of those runs are appended to `out`.
   void qp_died(std::uint32_t qpn, std::vector<NicOpAnswer>& out);
-  // Answers NICOP_ST_TIMEOUT for requests parked past their op's timeout.
+  // Answers NICOP_ST_TIMEOUT for requests parked past their op's timeout
+  // (then NICOP_EV_WAITER_GONE as in qp_died).
   void expire(std::uint64_t now_ns, std::vector<NicOpAnswer>& out);
+  // A region is being deregistered: its parked requests are answered
+  // NICOP_ST_REGION_GONE and its holds forgotten (no NICOP_EV_QP_DIED run
+  // will touch its memory any more).  Holds and parked requests keep host
+  // pointers into their region: call this before the memory may go.
+  void forget_region(const std::uint8_t* region, std::vector<NicOpAnswer>& out);
   // Earliest parked-request deadline (UINT64_MAX if none).
   std::uint64_t next_deadline() const;
 
