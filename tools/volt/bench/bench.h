@@ -35,6 +35,8 @@ struct Options {
   std::uint64_t seed = 1;
   std::string json;
   bool fifo_check = true;
+  std::string target_host;  // --mode client: where the --mode target process runs
+  int port = 18515;         // its side channel
 };
 
 // Everything one (kind, clients) run measured.
@@ -49,7 +51,8 @@ struct RunResult {
   double lock_msgs_per_acq = 0;        // lock requests the clients posted per acquisition (CS excluded)
   double packets_per_acq = 0;          // RoCE packets on the wire, both ways, CS included
   double target_app_cpu_s = 0;
-  double target_engine_cpu_s = 0;
+  double target_engine_cpu_s = 0;   // the engine thread's on-CPU time
+  double target_engine_busy_s = 0;  // urdma's own busy count (excludes its sleeps and wake-ups)
   double client_engine_cpu_s = 0;
   FifoResult fifo;
   std::string fifo_text;  // "strict", "3 overtakes", "n/a", "by design"

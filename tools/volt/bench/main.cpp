@@ -6,6 +6,7 @@
 #include "bench.h"
 #include "fastpath/cli.h"
 #include "fastpath/report.h"
+#include "link.h"
 
 namespace {
 
@@ -39,6 +40,22 @@ std::string parse_lists(const std::string& kinds, const std::string& clients, vo
   }
   if (o.kinds.empty() || o.clients.empty()) return "--kinds and --clients need at least one value";
   return "";
+}
+
+struct ModeArgs {
+  std::string mode = "single";
+  bool once = false;
+};
+
+void add_mode_options(CLI::App& app, volt::bench::Options& o, ModeArgs& m) {
+  app.add_option("--mode", m.mode,
+                 "single: target and clients in this process; target: serve clients of other processes over "
+                 "a TCP side channel; client: run against --target")
+      ->check(CLI::IsMember({"single", "target", "client"}))
+      ->capture_default_str();
+  app.add_option("--target", o.target_host, "--mode client: host of the --mode target process");
+  app.add_option("--port", o.port, "TCP port of the side channel")->check(CLI::Range(1, 65535))->capture_default_str();
+  app.add_flag("--once", m.once, "--mode target: exit after serving one client process");
 }
 
 void add_options(CLI::App& app, volt::bench::Options& o, std::string& kinds, std::string& clients, std::string& dist) {
@@ -85,14 +102,27 @@ int main(int argc, char** argv) {
   CLI::App app{"volt-bench: remote lock goodput, latency, fairness and cost over urdma (VOLT vs verbs baselines)"};
   volt::bench::Options o;
   std::string kinds = volt::all_kind_names(), clients = "8", dist = "uniform";
+  ModeArgs m;
   add_options(app, o, kinds, clients, dist);
+  add_mode_options(app, o, m);
   if (const int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
+  if ((m.mode == "client") != !o.target_host.empty()) {
+    fastpath::cli::error(kTool, "--target HOST goes with --mode client (and only with it)");
+    return 2;
+  }
   if (const std::string err = parse_lists(kinds, clients, o); !err.empty()) {
     fastpath::cli::error(kTool, err);
     return 2;
   }
   o.zipfian = dist == "zipfian";
   try {
+    if (m.mode == "target") {
+      volt::bench::TargetParams tp{o.target_backend, o.locks, o.data_size, ""};
+      for (volt::Kind k : o.kinds)
+        if (k == volt::Kind::kVolt) tp.volt_object = o.volt_object;
+      volt::bench::serve_target(tp, o.port, m.once);
+      return 0;
+    }
     const auto runs = volt::bench::run_all(o);
     volt::bench::print_table(runs, std::cout);
     if (!o.json.empty()) fastpath::write_json(volt::bench::to_json(o, runs), o.json);

@@ -74,6 +74,7 @@ nlohmann::json to_json(const Options& opt, const std::vector<RunResult>& runs) {
                   {"packets_per_acq", r.packets_per_acq},
                   {"target_app_cpu_s", r.target_app_cpu_s},
                   {"target_engine_cpu_s", r.target_engine_cpu_s},
+                  {"target_engine_busy_s", r.target_engine_busy_s},
                   {"client_engine_cpu_s", r.client_engine_cpu_s},
                   {"verified", r.verified},
                   {"error", r.error}});

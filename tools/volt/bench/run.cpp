@@ -10,6 +10,8 @@
 
 #include "../../../bpf/volt.h"
 #include "bench.h"
+#include "link.h"
+#include "volt/thread_cpu.h"
 #include "volt/volt_lock.h"
 
 namespace volt::bench {
@@ -48,8 +50,8 @@ struct ClientOut {
 
 struct Shared {
   const Options& opt;
-  Target& target;
-  LockSession& session;
+  RemoteRegion region;
+  ClientSession& session;
   const Zipf* zipf;
   bool log_grants;
   std::atomic<int> phase{kWarmup};
@@ -57,14 +59,14 @@ struct Shared {
 
 // The critical section: READ the guarded data; a writer increments its
 // first word and WRITEs it back.
-void critical_section(Conn<UrdmaVerbs>& c, Target& t, std::uint64_t lock, std::uint32_t size, Mode m) {
-  c.read(t.data_addr(lock), t.rkey(), 0, size);
+void critical_section(Conn<UrdmaVerbs>& c, const RemoteRegion& r, std::uint64_t lock, std::uint32_t size, Mode m) {
+  c.read(r.data_addr(lock), r.table.rkey, 0, size);
   if (m == Mode::kShared) return;
   std::uint64_t v = 0;
   std::memcpy(&v, c.data(), 8);
   ++v;
   std::memcpy(c.data(), &v, 8);
-  c.write(t.data_addr(lock), t.rkey(), 0, size);
+  c.write(r.data_addr(lock), r.table.rkey, 0, size);
 }
 
 void client_loop(Shared& sh, std::uint32_t i, ClientOut& out) {
@@ -84,7 +86,7 @@ void client_loop(Shared& sh, std::uint32_t i, ClientOut& out) {
       out.grants.lock.push_back(lock);
       out.grants.seq.push_back(g.seq);
     }
-    critical_section(c, sh.target, lock, sh.opt.data_size, m);
+    critical_section(c, sh.region, lock, sh.opt.data_size, m);
     lk.release(lock);
     if (m == Mode::kExclusive) ++out.excl_total;
     if (measured) {
@@ -98,21 +100,16 @@ void client_loop(Shared& sh, std::uint32_t i, ClientOut& out) {
 }
 
 struct Snapshot {
-  std::uint64_t t_ns = 0, target_busy = 0, client_busy = 0, packets = 0, app_cpu = 0;
+  std::uint64_t t_ns = 0, client_busy = 0, client_packets = 0;
+  TargetSnap target;
 };
 
-Snapshot snap(Target& t, const std::vector<ClientDevice*>& devs, LockSession& s) {
+Snapshot snap(TargetLink& link, const std::vector<ClientDevice*>& devs) {
   Snapshot x;
+  x.target = link.snap();
   x.t_ns = mono_ns();
-  const urdma::DeviceStats ts = t.dev().stats();
-  x.target_busy = ts.engine_busy_ns;
-  x.packets = ts.tx_packets;
-  for (ClientDevice* d : devs) {
-    const urdma::DeviceStats cs = d->dev->stats();
-    x.client_busy += cs.engine_busy_ns;
-    x.packets += cs.tx_packets;
-  }
-  x.app_cpu = s.rpc() ? s.rpc()->cpu_ns() : 0;
+  for (ClientDevice* d : devs) x.client_packets += d->dev->stats().tx_packets;
+  x.client_busy = thread_cpu(engine_thread_name("volt-client")).matching_ns;
   return x;
 }
 
@@ -129,7 +126,7 @@ bool is_rpc_acquire(const Arrival& a, std::uint64_t& lock) {
   return true;
 }
 
-void check_order(RunResult& r, Target& t, ArrivalLog& log, std::vector<ClientOut>& outs, LockSession& s) {
+void check_order(RunResult& r, const RemoteRegion& region, Closing& closing, std::vector<ClientOut>& outs) {
   if (r.kind == Kind::kTicket) {
     r.fifo_text = "by design";
     return;
@@ -138,36 +135,30 @@ void check_order(RunResult& r, Target& t, ArrivalLog& log, std::vector<ClientOut
     r.fifo_text = "n/a";
     return;
   }
-  std::vector<ClientGrants> grants;
-  for (std::uint32_t i = 0; i < outs.size(); ++i) {
-    outs[i].grants.target_qpn = s.target_qpn(i);
-    grants.push_back(std::move(outs[i].grants));
-  }
-  const LockTable table = t.table();
-  const bool volt = r.kind == Kind::kVolt;
-  if (log.truncated()) {
+  if (closing.truncated) {
     r.fifo_text = "not checked (arrival log full)";
     return;
   }
-  r.fifo = check_fifo(log.take(), grants, [&](const Arrival& a, std::uint64_t& lock) {
-    return volt ? is_volt_acquire(a, table, lock) : is_rpc_acquire(a, lock);
+  std::vector<ClientGrants> grants;
+  for (std::uint32_t i = 0; i < outs.size(); ++i) {
+    outs[i].grants.target_qpn = i < closing.qpns.size() ? closing.qpns[i] : 0;
+    grants.push_back(std::move(outs[i].grants));
+  }
+  const bool volt = r.kind == Kind::kVolt;
+  r.fifo = check_fifo(closing.arrivals, grants, [&](const Arrival& a, std::uint64_t& lock) {
+    return volt ? is_volt_acquire(a, region.table, lock) : is_rpc_acquire(a, lock);
   });
   r.fifo_text = !r.fifo.checked         ? "not checked: " + r.fifo.note
                 : r.fifo.overtakes == 0 ? "strict"
                                         : std::to_string(r.fifo.overtakes) + " overtakes";
 }
 
-void verify(RunResult& r, Target& t, const Options& opt, const std::vector<ClientOut>& outs) {
-  std::uint64_t want = 0, have = 0;
+void verify(RunResult& r, std::uint64_t guarded_sum, const std::vector<ClientOut>& outs) {
+  std::uint64_t want = 0;
   for (const ClientOut& o : outs) want += o.excl_total;
-  for (std::uint64_t l = 0; l < opt.locks; ++l) {
-    std::uint64_t v = 0;
-    std::memcpy(&v, t.host(t.data_addr(l)), 8);
-    have += v;
-  }
-  r.verified = want == have;
+  r.verified = want == guarded_sum;
   if (!r.verified)
-    r.verify_note = "guarded counters sum to " + std::to_string(have) + ", exclusive acquisitions " +
+    r.verify_note = "guarded counters sum to " + std::to_string(guarded_sum) + ", exclusive acquisitions " +
                     std::to_string(want) + ": mutual exclusion failed";
 }
 
@@ -188,15 +179,15 @@ void fill(RunResult& r, const Snapshot& a, const Snapshot& b, const std::vector<
   }
   const double acq = static_cast<double>(std::max<std::uint64_t>(1, r.acquisitions));
   r.lock_msgs_per_acq = static_cast<double>(lock_msgs) / acq;
-  r.packets_per_acq = static_cast<double>(b.packets - a.packets) / acq;
-  r.target_app_cpu_s = static_cast<double>(b.app_cpu - a.app_cpu) / 1e9;
-  r.target_engine_cpu_s = static_cast<double>(b.target_busy - a.target_busy) / 1e9;
+  r.packets_per_acq =
+      static_cast<double>(b.client_packets - a.client_packets + b.target.tx_packets - a.target.tx_packets) / acq;
+  r.target_app_cpu_s = static_cast<double>(b.target.app_cpu_ns - a.target.app_cpu_ns) / 1e9;
+  r.target_engine_cpu_s = static_cast<double>(b.target.engine_cpu_ns - a.target.engine_cpu_ns) / 1e9;
+  r.target_engine_busy_s = static_cast<double>(b.target.engine_busy_ns - a.target.engine_busy_ns) / 1e9;
   r.client_engine_cpu_s = static_cast<double>(b.client_busy - a.client_busy) / 1e9;
 }
 
-RunResult run_one(const Options& opt, Target& t, const std::vector<ClientDevice*>& devs, ArrivalLog& log,
-                  const Zipf* zipf, Kind kind, std::uint32_t clients) {
-  t.reset();
+SessionOptions session_options(const Options& opt, Kind kind, std::uint32_t clients) {
   SessionOptions so;
   so.kind = kind;
   so.clients = clients;
@@ -205,10 +196,32 @@ RunResult run_one(const Options& opt, Target& t, const std::vector<ClientDevice*
   so.backoff = {true, opt.backoff_initial_ns, opt.backoff_cap_ns};
   so.rpc_spin = opt.rpc_spin;
   so.seed = opt.seed;
-  LockSession session(t, devs, so);
+  return so;
+}
+
+// Target QPs, client QPs, connected both ways.
+std::unique_ptr<ClientSession> connect_run(const Options& opt, TargetLink& link, const std::vector<ClientDevice*>& devs,
+                                           Kind kind, std::uint32_t clients, bool log_grants, RemoteRegion& region) {
+  const SessionOptions so = session_options(opt, kind, clients);
+  std::vector<QpAddr> taddrs, caddrs;
+  region = link.open({kind, clients, log_grants, opt.rpc_spin, so.connect}, taddrs);
+  if (region.table.count < opt.locks || region.data_size < opt.data_size)
+    throw std::runtime_error("the target has " + std::to_string(region.table.count) + " locks of " +
+                             std::to_string(region.data_size) + " B; this run needs " + std::to_string(opt.locks) +
+                             " of " + std::to_string(opt.data_size) + " B: start it with --locks/--data-size");
+  auto cs = std::make_unique<ClientSession>(devs, region, so);
+  for (std::uint32_t i = 0; i < clients; ++i) caddrs.push_back(cs->addr(i));
+  link.connect(caddrs);
+  for (std::uint32_t i = 0; i < clients; ++i) cs->connect(i, taddrs[i]);
+  return cs;
+}
+
+RunResult run_one(const Options& opt, TargetLink& link, const std::vector<ClientDevice*>& devs, const Zipf* zipf,
+                  Kind kind, std::uint32_t clients) {
   const bool log_grants = opt.fifo_check && (kind == Kind::kVolt || kind == Kind::kRpc);
-  if (log_grants) log.start(std::size_t{8} << 20);
-  Shared sh{opt, t, session, zipf, log_grants};
+  RemoteRegion region;
+  auto session = connect_run(opt, link, devs, kind, clients, log_grants, region);
+  Shared sh{opt, region, *session, zipf, log_grants};
   std::vector<ClientOut> outs(clients);
   std::vector<std::thread> threads;
   for (std::uint32_t i = 0; i < clients; ++i)
@@ -221,19 +234,20 @@ RunResult run_one(const Options& opt, Target& t, const std::vector<ClientDevice*
       }
     });
   sleep_s(opt.warmup_s);
-  const Snapshot a = snap(t, devs, session);
+  const Snapshot a = snap(link, devs);
   sh.phase.store(kMeasure);
   sleep_s(opt.duration_s);
-  const Snapshot b = snap(t, devs, session);
+  const Snapshot b = snap(link, devs);
   sh.phase.store(kStop);
   for (auto& th : threads) th.join();
-  log.stop();
+  session.reset();
+  Closing closing = link.close();
   RunResult r;
   r.kind = kind;
   r.clients = clients;
   fill(r, a, b, outs);
-  verify(r, t, opt, outs);
-  check_order(r, t, log, outs, session);
+  verify(r, closing.guarded_sum, outs);
+  check_order(r, region, closing, outs);
   return r;
 }
 
@@ -255,13 +269,16 @@ double RunResult::max_min() const {
 }
 
 std::vector<RunResult> run_all(const Options& opt) {
-  auto log = std::make_shared<ArrivalLog>();
-  TargetConfig cfg;
-  cfg.locks = opt.locks;
-  cfg.data_size = std::max<std::uint32_t>(8, opt.data_size);
-  for (Kind k : opt.kinds)
-    if (k == Kind::kVolt) cfg.volt_object = opt.volt_object;
-  Target target(urdma::Device::open("volt-target", tap_arrivals(urdma::open_packet_io(opt.target_backend), log)), cfg);
+  std::unique_ptr<TargetLink> link;
+  if (!opt.target_host.empty()) {
+    link = remote_link(opt.target_host, opt.port);
+  } else {
+    TargetParams tp{opt.target_backend, opt.locks, opt.data_size, ""};
+    for (Kind k : opt.kinds)
+      if (k == Kind::kVolt) tp.volt_object = opt.volt_object;
+    link = local_link(tp);
+  }
+  std::cerr << "volt-bench: target " << link->describe() << std::endl;
   std::vector<std::unique_ptr<ClientDevice>> owned;
   std::vector<ClientDevice*> devs;
   for (std::size_t i = 0; i < opt.client_backends.size(); ++i) {
@@ -276,11 +293,11 @@ std::vector<RunResult> run_all(const Options& opt) {
     for (Kind k : opt.kinds) {
       std::cerr << "volt-bench: " << kind_name(k) << ", " << n << " clients, " << opt.duration_s << " s ..."
                 << std::endl;
-      runs.push_back(run_one(opt, target, devs, *log, zipf.get(), k, n));
+      runs.push_back(run_one(opt, *link, devs, zipf.get(), k, n));
       const RunResult& r = runs.back();
       std::cerr << "volt-bench: " << kind_name(k) << ", " << n
                 << " clients: " << static_cast<std::uint64_t>(r.goodput()) << " acquisitions/s, p99 "
-                << r.latency.percentile(99) / 1000.0 << " us, fifo " << r.fifo_text
+                << static_cast<double>(r.latency.percentile(99)) / 1000.0 << " us, fifo " << r.fifo_text
                 << (r.error.empty() ? "" : ", ERROR: " + r.error) << std::endl;
     }
   return runs;
