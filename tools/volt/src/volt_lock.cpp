@@ -6,6 +6,7 @@
 
 #include "../../../bpf/nicop.h"
 #include "../../../bpf/volt.h"
+#include "transport.h"  // urdma's QpImpl: see post() below
 
 namespace volt {
 namespace {
@@ -33,7 +34,9 @@ std::string status_name(std::uint32_t s) {
 
 }  // namespace
 
-std::uint32_t VoltLock::call(std::uint64_t lock, std::uint64_t cmd) {
+// urdma's verbs.h declares Qp::post_nic_op but its device.cpp does not
+// define it yet: post through the QP's implementation, which does.
+int VoltLock::post(std::uint64_t lock, std::uint64_t cmd) {
   std::uint8_t* res = c_.own() + kResultOff;
   urdma::NicOpWr wr;
   wr.op_id = op_id_;
@@ -42,7 +45,17 @@ std::uint32_t VoltLock::call(std::uint64_t lock, std::uint64_t cmd) {
   wr.length = VOLT_LOCK_SIZE;
   wr.arg0 = cmd;
   wr.result = ibv_sge{reinterpret_cast<std::uintptr_t>(res), sizeof(nicop_result), c_.lkey()};
-  if (const int rc = c_.verbs().qp->post_nic_op(wr); rc != 0)
+  return c_.verbs().qp->impl().post_nic_op(wr);
+}
+
+void VoltLock::post_acquire(std::uint64_t lock, Mode mode) {
+  if (const int rc = post(lock, mode == Mode::kExclusive ? VOLT_ACQUIRE_EXCL : VOLT_ACQUIRE_SHARED); rc != 0)
+    throw LockError(std::string("post_nic_op failed: ") + std::strerror(rc));
+}
+
+std::uint32_t VoltLock::call(std::uint64_t lock, std::uint64_t cmd) {
+  std::uint8_t* res = c_.own() + kResultOff;
+  if (const int rc = post(lock, cmd); rc != 0)
     throw LockError(std::string("post_nic_op failed: ") + std::strerror(rc) + " (" + c_.verbs().qp->error_reason() +
                     ")");
   ibv_wc wc{};

@@ -190,15 +190,7 @@ TEST(Volt, WaiterDeathIsNeverGranted) {
   auto s = rig.session(Kind::kVolt, 3);
   s->lock(0).acquire(0, Mode::kExclusive);
   // Client 1 asks without waiting for the answer (its QP is about to go).
-  Conn<UrdmaVerbs>& c1 = s->conn(1);
-  urdma::NicOpWr wr;
-  wr.op_id = kVoltOpId;
-  wr.remote_addr = rig.target->table().addr(0);
-  wr.rkey = rig.target->rkey();
-  wr.length = VOLT_LOCK_SIZE;
-  wr.arg0 = VOLT_ACQUIRE_EXCL;
-  wr.result = ibv_sge{reinterpret_cast<std::uintptr_t>(c1.own() + 16), sizeof(nicop_result), c1.lkey()};
-  ASSERT_EQ(c1.verbs().qp->post_nic_op(wr), 0);
+  static_cast<VoltLock&>(s->lock(1)).post_acquire(0, Mode::kExclusive);
   std::this_thread::sleep_for(40ms);
   std::atomic<int> order{0};
   Pending behind(*s, 2, 0, Mode::kExclusive, order);

@@ -27,11 +27,16 @@ class VoltLock : public LockClient {
   Grant acquire(std::uint64_t lock, Mode mode) override;
   void release(std::uint64_t lock) override;
 
+  // Posts an acquire and returns without waiting for the answer (tests: a
+  // waiter whose connection then dies).
+  void post_acquire(std::uint64_t lock, Mode mode);
+
   // The last answer's status and result (tests).
   std::uint32_t last_status() const { return last_status_; }
   std::uint64_t last_result() const { return last_result_; }
 
  private:
+  int post(std::uint64_t lock, std::uint64_t cmd);
   // One NIC operation; returns its status (result in last_result_).
   std::uint32_t call(std::uint64_t lock, std::uint64_t cmd);
 
