@@ -175,6 +175,15 @@ TEST(PerftestKey, TestNames) {
   EXPECT_FALSE(perftest::server_is_passive({Verb::kSend, true}));
 }
 
+TEST(PerftestKey, SizeSweepIsPerftests) {
+  const perftest::SizePlan p = perftest::SizePlan::sweep();
+  EXPECT_TRUE(p.all);
+  ASSERT_EQ(p.sizes.size(), 23u);  // 1 << 1 .. 1 << 23
+  EXPECT_EQ(p.sizes.front(), 2u);
+  EXPECT_EQ(p.sizes.back(), 8u << 20);
+  EXPECT_FALSE(perftest::SizePlan::one(65536).all);
+}
+
 // ---------------------------------------------------------------- a scripted perftest peer
 
 // Steps of perftest 4.5's main() for one RC QP over TCP, written from its
@@ -186,9 +195,10 @@ struct Script {
   std::string end;       // after the sizes
 };
 
-Script perftest_script(TestKind k, bool server) {
+Script perftest_script(TestKind k, bool server, bool all) {
   const bool passive = perftest::server_is_passive(k) && server;
-  if (k.verb == Verb::kSend) return {"VPLMKKK", k.bw ? "KK" : "K", "KD"};
+  // ib_send_bw -a adds a handshake after each size; without -a it does not.
+  if (k.verb == Verb::kSend) return {"VPLMKKK", k.bw && all ? "KK" : "K", "KD"};
   if (!k.bw) {
     if (k.verb == Verb::kWrite) return {"VPLMKKKK", "", ""};
     return passive ? Script{"VPLMKKKKKD", "", ""} : Script{"VPLMKKKK", "", "KD"};
@@ -354,6 +364,7 @@ std::string drain(int fd) {
 struct SessionCase {
   const char* test;
   bool urdma_server;
+  bool all;  // -a (three sizes here) or one size
 };
 
 class PerftestSession : public ::testing::TestWithParam<SessionCase> {};
@@ -362,12 +373,13 @@ class PerftestSession : public ::testing::TestWithParam<SessionCase> {};
 TEST_P(PerftestSession, MatchesPerftestOrder) {
   const TestKind kind = *perftest::parse_test(GetParam().test);
   const bool urdma_server = GetParam().urdma_server;
-  const std::vector<std::uint64_t> sizes = {2, 4, 8};
+  const perftest::SizePlan plan = GetParam().all ? perftest::SizePlan{{2, 4, 8}, true} : perftest::SizePlan::one(8);
+  const std::vector<std::uint64_t>& sizes = plan.sizes;
   SocketPair sp;
   TcpConn ours(fastpath::UniqueFd(sp.fd[0]), "fake perftest");
   sp.fd[0] = -1;
 
-  const Script script = perftest_script(kind, !urdma_server);
+  const Script script = perftest_script(kind, !urdma_server, plan.all);
   FakePerftest fake(sp.fd[1], urdma_server, rxe_keys());
   auto fake_done = std::async(
       std::launch::async, [&] { fake.run(script.setup, static_cast<int>(sizes.size()), script.per_size, script.end); });
@@ -381,7 +393,7 @@ TEST_P(PerftestSession, MatchesPerftestOrder) {
     EXPECT_EQ(n.cycle_buffer, 4096);
     EXPECT_EQ(n.cache_line, 128);
     EXPECT_EQ(n.mtu, IBV_MTU_1024);  // the smaller
-    perftest::run_session(comm, kind, urdma_keys(), sizes, hooks_for(calls, bw_client));
+    perftest::run_session(comm, kind, urdma_keys(), plan, hooks_for(calls, bw_client));
   }
   fake_done.get();
   ours = TcpConn();  // close our end: the fake reads what we sent after its last step, then EOF
@@ -424,17 +436,19 @@ TEST_P(PerftestSession, MatchesPerftestOrder) {
   EXPECT_EQ(drain(sp.fd[1]), closes ? std::string("done", 5) : std::string());
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTests, PerftestSession,
-                         ::testing::Values(SessionCase{"write_lat", true}, SessionCase{"write_lat", false},
-                                           SessionCase{"read_lat", true}, SessionCase{"read_lat", false},
-                                           SessionCase{"send_lat", true}, SessionCase{"send_lat", false},
-                                           SessionCase{"atomic_lat", true}, SessionCase{"atomic_lat", false},
-                                           SessionCase{"write_bw", true}, SessionCase{"write_bw", false},
-                                           SessionCase{"read_bw", true}, SessionCase{"read_bw", false},
-                                           SessionCase{"send_bw", true}, SessionCase{"send_bw", false},
-                                           SessionCase{"atomic_bw", true}, SessionCase{"atomic_bw", false}),
+std::vector<SessionCase> all_cases() {
+  std::vector<SessionCase> v;
+  for (const char* t :
+       {"write_lat", "read_lat", "send_lat", "atomic_lat", "write_bw", "read_bw", "send_bw", "atomic_bw"})
+    for (bool server : {true, false})
+      for (bool all : {false, true}) v.push_back({t, server, all});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTests, PerftestSession, ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<SessionCase>& p) {
-                           return std::string(p.param.test) + (p.param.urdma_server ? "_server" : "_client");
+                           return std::string(p.param.test) + (p.param.urdma_server ? "_server" : "_client") +
+                                  (p.param.all ? "_all" : "");
                          });
 
 // urdma-perf against itself over real TCP on the loopback.
@@ -443,7 +457,8 @@ TEST(PerftestSelf, EveryTestOverLoopback) {
        {"write_lat", "read_lat", "send_lat", "atomic_lat", "write_bw", "read_bw", "send_bw", "atomic_bw"}) {
     SCOPED_TRACE(name);
     const TestKind kind = *perftest::parse_test(name);
-    const std::vector<std::uint64_t> sizes = {2, 1024};
+    const perftest::SizePlan plan{{2, 1024}, true};
+    const std::vector<std::uint64_t>& sizes = plan.sizes;
     TcpListener listener(0);
     Calls server_calls, client_calls;
     auto server = std::async(std::launch::async, [&] {
@@ -451,13 +466,13 @@ TEST(PerftestSelf, EveryTestOverLoopback) {
       perftest::Comm comm(conn, false, 5000);
       const auto n = comm.negotiate(4096, 64, IBV_MTU_1024);
       EXPECT_EQ(n.mtu, IBV_MTU_1024);
-      perftest::run_session(comm, kind, rxe_keys(), sizes, hooks_for(server_calls, false));
+      perftest::run_session(comm, kind, rxe_keys(), plan, hooks_for(server_calls, false));
     });
     TcpConn conn = TcpConn::connect("127.0.0.1", listener.port());
     perftest::Comm comm(conn, true, 5000);
     const auto n = comm.negotiate(4096, 64, IBV_MTU_2048);
     EXPECT_EQ(n.mtu, IBV_MTU_1024);
-    perftest::run_session(comm, kind, urdma_keys(), sizes, hooks_for(client_calls, kind.bw));
+    perftest::run_session(comm, kind, urdma_keys(), plan, hooks_for(client_calls, kind.bw));
     server.get();
     EXPECT_EQ(client_calls.ran, sizes);
     EXPECT_EQ(server_calls.ran, perftest::server_is_passive(kind) ? std::vector<std::uint64_t>{} : sizes);

@@ -665,11 +665,8 @@ void print_test_info(const Options& o, const Device& dev, const perftest::Negoti
   std::fflush(stdout);
 }
 
-std::vector<std::uint64_t> sizes_of(const Options& o) {
-  if (!o.all) return {o.size};
-  std::vector<std::uint64_t> v;
-  for (std::uint64_t s = 2; s <= perftest::kMaxSize; s *= 2) v.push_back(s);
-  return v;
+perftest::SizePlan sizes_of(const Options& o) {
+  return o.all ? perftest::SizePlan::sweep() : perftest::SizePlan::one(o.size);
 }
 
 ibv_mtu choose_mtu(const Options& o, const Device& dev) {

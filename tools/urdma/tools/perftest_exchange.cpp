@@ -328,20 +328,27 @@ void passive_server(Comm& c, TestKind k, const KeyMsg& mine, const SessionHooks&
 
 }  // namespace
 
-KeyMsg run_session(Comm& comm, TestKind kind, const KeyMsg& mine, const std::vector<std::uint64_t>& sizes,
-                   const SessionHooks& hooks) {
+SizePlan SizePlan::sweep() {
+  SizePlan p;
+  p.all = true;
+  for (std::uint64_t s = 2; s <= kMaxSize; s *= 2) p.sizes.push_back(s);
+  return p;
+}
+
+KeyMsg run_session(Comm& comm, TestKind kind, const KeyMsg& mine, const SizePlan& plan, const SessionHooks& hooks) {
   const KeyMsg peer = exchange_keys(comm, kind, mine, hooks);
   if (!comm.client() && server_is_passive(kind)) {
     passive_server(comm, kind, mine, hooks);
     return peer;
   }
   std::optional<BwReport> last;
-  for (const std::uint64_t size : sizes) {
+  for (const std::uint64_t size : plan.sizes) {
     if (hooks.prepare) hooks.prepare(size);
     // SEND tests: receives are posted before the client may send.
     if (kind.verb == Verb::kSend) comm.handshake(mine, "receives posted", true);
     last = hooks.run(size);
-    if (kind.verb == Verb::kSend && kind.bw) comm.handshake(mine, "size done", true);
+    // ib_send_bw -a (not without -a): both sides finished this size.
+    if (kind.verb == Verb::kSend && kind.bw && plan.all) comm.handshake(mine, "size done", true);
   }
   if (kind.verb == Verb::kWrite && !kind.bw) return peer;  // ib_write_lat just exits
   if (kind.bw && kind.verb != Verb::kSend) {

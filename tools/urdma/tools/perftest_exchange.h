@@ -153,10 +153,18 @@ struct SessionHooks {
   std::function<void(const BwReport& peer)> peer_report;
 };
 
+// The message sizes of a run: one (-s), or -a's sweep 2, 4, .. 8 MiB, after
+// each size of which ib_send_bw (only there) adds a handshake.
+struct SizePlan {
+  std::vector<std::uint64_t> sizes;
+  bool all = false;
+  static SizePlan one(std::uint64_t size) { return {{size}, false}; }
+  static SizePlan sweep();
+};
+
 // Everything after negotiate(), in the order perftest's main() of that test
 // does it.  Returns the peer's keys.
-KeyMsg run_session(Comm& comm, TestKind kind, const KeyMsg& mine, const std::vector<std::uint64_t>& sizes,
-                   const SessionHooks& hooks);
+KeyMsg run_session(Comm& comm, TestKind kind, const KeyMsg& mine, const SizePlan& plan, const SessionHooks& hooks);
 
 }  // namespace perftest
 }  // namespace urdma::tools
