@@ -35,8 +35,9 @@ struct Options {
   std::uint64_t seed = 1;
   std::string json;
   bool fifo_check = true;
-  std::string target_host;  // --mode client: where the --mode target process runs
-  int port = 18515;         // its side channel
+  bool batch_release = true;  // post the CS's WRITE and the release back to back
+  std::string target_host;    // --mode client: where the --mode target process runs
+  int port = 18515;           // its side channel
 };
 
 // Everything one (kind, clients) run measured.
@@ -59,6 +60,7 @@ struct RunResult {
   bool verified = false;  // guarded counters == exclusive acquisitions
   std::string verify_note;
   std::string error;
+  double load_before = 0, load_after = 0;  // host 1-minute load average
 
   double goodput() const { return seconds > 0 ? static_cast<double>(acquisitions) / seconds : 0; }
   double jain() const;

@@ -21,8 +21,10 @@ class TargetHost {
     cfg.locks = p.locks;
     cfg.data_size = std::max<std::uint32_t>(8, p.data_size);
     cfg.volt_object = p.volt_object;
-    target_ = std::make_unique<Target>(
-        urdma::Device::open(kTargetDevice, tap_arrivals(urdma::open_packet_io(p.backend), log_)), cfg);
+    logged_ = p.arrival_log;
+    auto dev = logged_ ? urdma::Device::open(kTargetDevice, tap_arrivals(urdma::open_packet_io(p.backend), log_))
+                       : urdma::Device::open(kTargetDevice, p.backend);
+    target_ = std::make_unique<Target>(std::move(dev), cfg);
   }
   ~TargetHost() {
     session_.reset();
@@ -61,6 +63,7 @@ class TargetHost {
     Closing c;
     log_->stop();
     c.truncated = log_->truncated();
+    c.logged = logged_;
     c.arrivals = log_->take();
     const std::uint32_t n = session_ ? static_cast<std::uint32_t>(qpn_count()) : 0;
     for (std::uint32_t i = 0; i < n; ++i) c.qpns.push_back(session_->qpn(i));
@@ -82,6 +85,7 @@ class TargetHost {
   std::unique_ptr<TargetSession> session_;
   ConnectParams connect_;
   std::uint32_t clients_ = 0;
+  bool logged_ = true;
 };
 
 class LocalLink : public TargetLink {
@@ -165,6 +169,7 @@ class RemoteLink : public TargetLink {
     get_status(tcp_);
     Closing c;
     c.truncated = tcp_.get<std::uint32_t>() != 0;
+    c.logged = tcp_.get<std::uint32_t>() != 0;
     c.guarded_sum = tcp_.get<std::uint64_t>();
     c.qpns = get_vec<std::uint32_t>(tcp_);
     c.arrivals = get_vec<Arrival>(tcp_);
@@ -203,6 +208,7 @@ void serve_one(TargetHost& host, Tcp& t) {
         Closing c = host.close();
         put_ok(t);
         t.put(std::uint32_t{c.truncated});
+        t.put(std::uint32_t{c.logged});
         t.put(c.guarded_sum);
         put_vec(t, c.qpns);
         put_vec(t, c.arrivals);

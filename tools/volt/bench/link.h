@@ -27,6 +27,7 @@ struct TargetSnap {
 struct Closing {
   std::vector<Arrival> arrivals;
   bool truncated = false;
+  bool logged = false;              // the target has an arrival log (opened without --no-fifo-check)
   std::vector<std::uint32_t> qpns;  // the target's QP of each client
   std::uint64_t guarded_sum = 0;    // sum of the first word of every lock's guarded data
 };
@@ -58,6 +59,7 @@ struct TargetParams {
   std::uint64_t locks = 1;
   std::uint32_t data_size = 64;
   std::string volt_object;  // empty: VOLT not loaded
+  bool arrival_log = true;  // tap the packet I/O (else the device opens from its spec: spin_us=... applies)
 };
 
 std::unique_ptr<TargetLink> local_link(const TargetParams& p);

@@ -91,7 +91,11 @@ void add_options(CLI::App& app, volt::bench::Options& o, std::string& kinds, std
   app.add_option("--spin-ns", o.spin_ns, "clients busy-poll their CQ this long before sleeping on it")
       ->capture_default_str();
   app.add_flag("--rpc-spin", o.rpc_spin, "the RPC lock server busy-polls (else it sleeps when idle)");
-  app.add_flag("!--no-fifo-check", o.fifo_check, "skip the arrival log and the FIFO check");
+  app.add_flag("!--no-fifo-check", o.fifo_check,
+               "skip the arrival log and the FIFO check (the target's device is then opened from its spec, so "
+               "its keys such as spin_us apply)");
+  app.add_flag("!--no-batch-release", o.batch_release,
+               "wait for the critical section's WRITE before posting the release (default: back to back)");
   app.add_option("--seed", o.seed, "random seed")->capture_default_str();
   app.add_option("--json", o.json, "also write the results as JSON to this file ('-' = stdout)");
 }
@@ -117,7 +121,7 @@ int main(int argc, char** argv) {
   o.zipfian = dist == "zipfian";
   try {
     if (m.mode == "target") {
-      volt::bench::TargetParams tp{o.target_backend, o.locks, o.data_size, ""};
+      volt::bench::TargetParams tp{o.target_backend, o.locks, o.data_size, "", o.fifo_check};
       for (volt::Kind k : o.kinds)
         if (k == volt::Kind::kVolt) tp.volt_object = o.volt_object;
       volt::bench::serve_target(tp, o.port, m.once);

@@ -2,6 +2,7 @@
 // volt-bench's table and JSON.
 #include <cmath>
 #include <ostream>
+#include <thread>
 
 #include "bench.h"
 #include "fastpath/report.h"
@@ -55,7 +56,9 @@ nlohmann::json to_json(const Options& opt, const std::vector<RunResult>& runs) {
                         {"backoff_initial_ns", opt.backoff_initial_ns},
                         {"backoff_cap_ns", opt.backoff_cap_ns},
                         {"spin_ns", opt.spin_ns},
-                        {"rpc_spin", opt.rpc_spin}};
+                        {"rpc_spin", opt.rpc_spin},
+                        {"batch_release", opt.batch_release},
+                        {"fifo_check", opt.fifo_check}};
   nlohmann::json rs = nlohmann::json::array();
   for (const RunResult& r : runs)
     rs.push_back({{"kind", kind_name(r.kind)},
@@ -77,8 +80,10 @@ nlohmann::json to_json(const Options& opt, const std::vector<RunResult>& runs) {
                   {"target_engine_busy_s", r.target_engine_busy_s},
                   {"client_engine_cpu_s", r.client_engine_cpu_s},
                   {"verified", r.verified},
+                  {"host_load_before", r.load_before},
+                  {"host_load_after", r.load_after},
                   {"error", r.error}});
-  return {{"tool", "volt-bench"}, {"config", cfg}, {"runs", rs}};
+  return {{"tool", "volt-bench"}, {"host_cpus", std::thread::hardware_concurrency()}, {"config", cfg}, {"runs", rs}};
 }
 
 }  // namespace volt::bench

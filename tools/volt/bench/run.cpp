@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -59,14 +60,18 @@ struct Shared {
 
 // The critical section: READ the guarded data; a writer increments its
 // first word and WRITEs it back.
-void critical_section(Conn<UrdmaVerbs>& c, const RemoteRegion& r, std::uint64_t lock, std::uint32_t size, Mode m) {
+void critical_section(Conn<UrdmaVerbs>& c, const RemoteRegion& r, std::uint64_t lock, std::uint32_t size, Mode m,
+                      bool batch) {
   c.read(r.data_addr(lock), r.table.rkey, 0, size);
   if (m == Mode::kShared) return;
   std::uint64_t v = 0;
   std::memcpy(&v, c.data(), 8);
   ++v;
   std::memcpy(c.data(), &v, 8);
-  c.write(r.data_addr(lock), r.table.rkey, 0, size);
+  if (batch)
+    c.write_async(r.data_addr(lock), r.table.rkey, 0, size);  // reaped by the release right behind it
+  else
+    c.write(r.data_addr(lock), r.table.rkey, 0, size);
 }
 
 void client_loop(Shared& sh, std::uint32_t i, ClientOut& out) {
@@ -86,7 +91,7 @@ void client_loop(Shared& sh, std::uint32_t i, ClientOut& out) {
       out.grants.lock.push_back(lock);
       out.grants.seq.push_back(g.seq);
     }
-    critical_section(c, sh.region, lock, sh.opt.data_size, m);
+    critical_section(c, sh.region, lock, sh.opt.data_size, m, sh.opt.batch_release);
     lk.release(lock);
     if (m == Mode::kExclusive) ++out.excl_total;
     if (measured) {
@@ -135,6 +140,10 @@ void check_order(RunResult& r, const RemoteRegion& region, Closing& closing, std
     r.fifo_text = "n/a";
     return;
   }
+  if (!closing.logged) {
+    r.fifo_text = "not checked (no arrival log)";
+    return;
+  }
   if (closing.truncated) {
     r.fifo_text = "not checked (arrival log full)";
     return;
@@ -160,6 +169,13 @@ void verify(RunResult& r, std::uint64_t guarded_sum, const std::vector<ClientOut
   if (!r.verified)
     r.verify_note = "guarded counters sum to " + std::to_string(guarded_sum) + ", exclusive acquisitions " +
                     std::to_string(want) + ": mutual exclusion failed";
+}
+
+// The host's 1-minute load average (other work on the machine skews every figure).
+double loadavg() {
+  double l = 0;
+  std::ifstream("/proc/loadavg") >> l;
+  return l;
 }
 
 void sleep_s(double s) {
@@ -233,6 +249,7 @@ RunResult run_one(const Options& opt, TargetLink& link, const std::vector<Client
         sh.phase.store(kStop);
       }
     });
+  const double load0 = loadavg();
   sleep_s(opt.warmup_s);
   const Snapshot a = snap(link, devs);
   sh.phase.store(kMeasure);
@@ -246,6 +263,8 @@ RunResult run_one(const Options& opt, TargetLink& link, const std::vector<Client
   r.kind = kind;
   r.clients = clients;
   fill(r, a, b, outs);
+  r.load_before = load0;
+  r.load_after = loadavg();
   verify(r, closing.guarded_sum, outs);
   check_order(r, region, closing, outs);
   return r;
@@ -273,7 +292,7 @@ std::vector<RunResult> run_all(const Options& opt) {
   if (!opt.target_host.empty()) {
     link = remote_link(opt.target_host, opt.port);
   } else {
-    TargetParams tp{opt.target_backend, opt.locks, opt.data_size, ""};
+    TargetParams tp{opt.target_backend, opt.locks, opt.data_size, "", opt.fifo_check};
     for (Kind k : opt.kinds)
       if (k == Kind::kVolt) tp.volt_object = opt.volt_object;
     link = local_link(tp);
@@ -298,6 +317,7 @@ std::vector<RunResult> run_all(const Options& opt) {
       std::cerr << "volt-bench: " << kind_name(k) << ", " << n
                 << " clients: " << static_cast<std::uint64_t>(r.goodput()) << " acquisitions/s, p99 "
                 << static_cast<double>(r.latency.percentile(99)) / 1000.0 << " us, fifo " << r.fifo_text
+                << ", host load " << r.load_before << " -> " << r.load_after
                 << (r.error.empty() ? "" : ", ERROR: " + r.error) << std::endl;
     }
   return runs;

@@ -19,13 +19,13 @@
 
 namespace volt::test {
 
-// 127.0.N.1 (target) and 127.0.N.2 (clients); N from the test's name.
-inline int subnet_for_current_test() {
+// 127.X.Y.1 (target) and 127.X.Y.2 (clients); X.Y from the test's name.
+inline std::string subnet_for_current_test() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = std::string(info->test_suite_name()) + "." + info->name();
   std::uint32_t h = 2166136261u;
   for (char c : name) h = (h ^ static_cast<std::uint8_t>(c)) * 16777619u;
-  return 20 + static_cast<int>(h % 200);
+  return "127." + std::to_string(20 + (h >> 8) % 200) + "." + std::to_string(h & 0xff) + ".";
 }
 
 struct Rig {
@@ -34,7 +34,7 @@ struct Rig {
   std::unique_ptr<ClientDevice> client_dev;
 
   explicit Rig(bool volt, std::uint64_t locks = 4, std::uint32_t data_size = 64) {
-    const std::string net = "127.0." + std::to_string(subnet_for_current_test()) + ".";
+    const std::string net = subnet_for_current_test();
     TargetConfig cfg;
     cfg.locks = locks;
     cfg.data_size = data_size;
