@@ -308,27 +308,74 @@ std::string completion_error(const ibv_wc& wc, const Qp& qp) {
   return m;
 }
 
-std::string stall_message(std::chrono::milliseconds timeout, const std::string& what, const Qp& qp) {
-  std::string m = "nothing happened for " + fastpath::fixed(static_cast<double>(timeout.count()) / 1000.0, 1) +
-                  " s while waiting for " + what + " (QP " + qp_state_str(qp.state());
-  const std::string reason = qp.error_reason();
+namespace {
+
+std::string device_counters(const Device& dev) {
+  const DeviceStats st = dev.stats();
+  return std::to_string(st.rx_packets) + " packets in, " + std::to_string(st.tx_packets) + " out, " +
+         std::to_string(st.retransmits) + " retransmissions, " +
+         std::to_string(st.rx_bad_icrc + st.rx_malformed + st.rx_no_qp + st.rx_unknown_opcode) + " dropped on receive";
+}
+
+}  // namespace
+
+StallWatch::StallWatch(const Device& dev, const Qp& qp, std::chrono::milliseconds timeout)
+    : dev_(dev), qp_(qp), timeout_(timeout) {
+  restart();
+}
+
+void StallWatch::restart() {
+  start_ns_ = now_ns();
+  check_ns_ = start_ns_ + static_cast<std::uint64_t>(timeout_.count()) * 1'000'000;
+  rx_seen_ = dev_.stats().rx_packets;
+}
+
+bool StallWatch::due() const {
+  return now_ns() >= check_ns_;
+}
+
+int StallWatch::ms_to_check() const {
+  const std::uint64_t now = now_ns();
+  return now >= check_ns_ ? 0 : static_cast<int>((check_ns_ - now + 999'999) / 1'000'000);
+}
+
+void StallWatch::check(const std::function<std::string()>& what) {
+  const std::uint64_t now = now_ns();
+  if (now < check_ns_) return;
+  const std::uint64_t timeout_ns = static_cast<std::uint64_t>(timeout_.count()) * 1'000'000;
+  const std::uint64_t rx = dev_.stats().rx_packets;
+  const bool moving = rx != rx_seen_;
+  if (moving && now - start_ns_ < kLivelock * timeout_ns) {
+    rx_seen_ = rx;
+    check_ns_ = now + timeout_ns;
+    return;
+  }
+  const std::string secs = fastpath::fixed(double(now - start_ns_) / 1e9, 1);
+  std::string m = moving ? "no completion for " + secs + " s although packets kept arriving, while waiting for "
+                         : "nothing arrived for " + secs + " s while waiting for ";
+  m += what() + " (QP " + std::string(qp_state_str(qp_.state()));
+  const std::string reason = qp_.error_reason();
   if (!reason.empty()) m += ": " + reason;
-  return m + "); is the peer still running, and can the two back-ends reach each other (addresses, GIDs)?";
+  m += "; device: " + device_counters(dev_) + ")";
+  m += moving ? "; the peer may be answering with RNR NAKs (no receive posted: same test and options on both sides?) "
+                "or the link loses most packets"
+              : "; is the peer still running, and can the two back-ends reach each other (addresses, GIDs)?";
+  throw std::runtime_error(m);
 }
 
 int CqWaiter::wait(ibv_wc* wc, int n, const std::function<std::string()>& what) {
+  watch_.restart();
   int got = 0;
-  if (events_) {
-    got = cq_.wait(n, wc, static_cast<int>(timeout_.count()));
-  } else {
-    const std::uint64_t deadline = now_ns() + static_cast<std::uint64_t>(timeout_.count()) * 1'000'000;
-    for (unsigned spins = 1;; ++spins) {
-      got = cq_.poll(n, wc);
-      if (got > 0 || ((spins & 1023) == 0 && now_ns() >= deadline)) break;
-      spin_pause(spins);
+  for (unsigned spins = 1; got == 0; ++spins) {
+    if (events_) {
+      got = cq_.wait(n, wc, std::max(watch_.ms_to_check(), 1));
+      if (got == 0) watch_.check(what);
+      continue;
     }
+    got = cq_.poll(n, wc);
+    if (got == 0 && (spins & 1023) == 0 && watch_.due()) watch_.check(what);
+    if (got == 0) spin_pause(spins);
   }
-  if (got == 0) throw std::runtime_error(stall_message(timeout_, what(), qp_));
   for (int i = 0; i < got; ++i)
     if (wc[i].status != IBV_WC_SUCCESS) throw std::runtime_error(completion_error(wc[i], qp_));
   return got;

@@ -97,28 +97,52 @@ void modify_qp(Qp& qp, const ibv_qp_attr& attr, int mask, std::string_view state
 // "QP went to ERROR: <reason> (IBV_WC_REM_ACCESS_ERR on RDMA READ wr_id 3)".
 std::string completion_error(const ibv_wc& wc, const Qp& qp);
 
+// Decides when a wait has stalled.  Nothing may arrive for `timeout`: no
+// completion and no packet (the peer is gone or unreachable).  While packets
+// keep arriving (a large transfer over a lossy link is slow but moving) the
+// wait may last up to kLivelock times that, and no longer (an endless RNR or
+// retransmission loop).
+class StallWatch {
+ public:
+  static constexpr int kLivelock = 10;
+  StallWatch(const Device& dev, const Qp& qp, std::chrono::milliseconds timeout);
+  // A new wait starts (the last one ended with progress).
+  void restart();
+  // Whether a check is due (cheap; call it every so often while spinning).
+  bool due() const;
+  // Milliseconds until the next check is due (for sleeping waits).
+  int ms_to_check() const;
+  // Throws the stall message (naming `what`) if the wait has stalled, else
+  // schedules the next check.
+  void check(const std::function<std::string()>& what);
+
+ private:
+  const Device& dev_;
+  const Qp& qp_;
+  std::chrono::milliseconds timeout_;
+  std::uint64_t start_ns_ = 0;
+  std::uint64_t check_ns_ = 0;
+  std::uint64_t rx_seen_ = 0;
+};
+
 // Waits for completions on one CQ: busy-polls by default (as perftest and
-// rc_pingpong do), or sleeps on the CQ's event fd with events=true.  Gives up
-// after `timeout` without a completion, naming what was outstanding.
+// rc_pingpong do), or sleeps on the CQ's event fd with events=true; gives
+// up as StallWatch says, naming what was outstanding.
 class CqWaiter {
  public:
-  CqWaiter(Cq& cq, const Qp& qp, bool events, std::chrono::milliseconds timeout)
-      : cq_(cq), qp_(qp), events_(events), timeout_(timeout) {}
-  // At least one and at most n completions.  Throws on timeout and on a
+  CqWaiter(Cq& cq, const Qp& qp, const Device& dev, bool events, std::chrono::milliseconds timeout)
+      : cq_(cq), qp_(qp), events_(events), watch_(dev, qp, timeout) {}
+  // At least one and at most n completions.  Throws on a stall and on a
   // completion with an error status.  `what` is called only to build the
-  // timeout message.
+  // stall message.
   int wait(ibv_wc* wc, int n, const std::function<std::string()>& what);
-  std::chrono::milliseconds timeout() const { return timeout_; }
 
  private:
   Cq& cq_;
   const Qp& qp_;
   bool events_;
-  std::chrono::milliseconds timeout_;
+  StallWatch watch_;
 };
-
-// The message for "nothing arrived for this long" (also for memory polling).
-std::string stall_message(std::chrono::milliseconds timeout, const std::string& what, const Qp& qp);
 
 inline std::uint64_t now_ns() {
   return static_cast<std::uint64_t>(

@@ -201,6 +201,7 @@ std::uint64_t round_up(std::uint64_t v, std::uint64_t to) {
 
 // Declared in the order they are made, so they go in the reverse order.
 struct Resources {
+  const Device* dev = nullptr;
   std::unique_ptr<Pd> pd;
   std::unique_ptr<Buffer> buf;
   std::unique_ptr<Mr> mr;
@@ -246,6 +247,7 @@ int qp_access(Verb v) {
 
 Resources make_resources(Device& dev, const Options& o, const perftest::Negotiated& neg) {
   Resources r;
+  r.dev = &dev;
   const std::uint64_t max_size = o.all ? perftest::kMaxSize : o.size;
   r.half = buff_size(max_size, neg.cycle_buffer);
   const std::uint64_t total = round_up(r.half, static_cast<std::uint64_t>(neg.cache_line)) * 2;
@@ -427,15 +429,15 @@ std::chrono::milliseconds timeout_of(const Options& o) {
 }
 
 // Spins until *p == want (the peer's RDMA WRITE landed), or gives up.
-void wait_for_byte(std::uint8_t* p, std::uint8_t want, const Qp& qp, std::chrono::milliseconds timeout,
+void wait_for_byte(std::uint8_t* p, std::uint8_t want, const Qp& qp, StallWatch& watch,
                    const std::function<std::string()>& what) {
   std::atomic_ref<std::uint8_t> byte(*p);
-  const std::uint64_t deadline = now_ns() + static_cast<std::uint64_t>(timeout.count()) * 1'000'000;
+  watch.restart();
   for (unsigned spins = 1; byte.load(std::memory_order_acquire) != want; ++spins) {
     spin_pause(spins);
     if ((spins & 4095) != 0) continue;
     if (qp.state() == IBV_QPS_ERR) throw std::runtime_error("QP went to ERROR: " + qp.error_reason());
-    if (now_ns() >= deadline) throw std::runtime_error(stall_message(timeout, what(), qp));
+    if (watch.due()) watch.check(what);
   }
 }
 
@@ -445,7 +447,8 @@ void wait_for_byte(std::uint8_t* p, std::uint8_t want, const Qp& qp, std::chrono
 // peer's write before its next.
 LatResult run_write_lat(Resources& r, const Options& o, const KeyMsg& peer, std::uint64_t size) {
   WorkRequest w(r, o, peer, size);
-  CqWaiter cq(*r.send_cq, *r.qp, false, timeout_of(o));
+  CqWaiter cq(*r.send_cq, *r.qp, *r.dev, false, timeout_of(o));
+  StallWatch watch(*r.dev, *r.qp, timeout_of(o));
   std::uint8_t* post_byte = r.send_area() + size - 1;
   std::uint8_t* poll_byte = r.recv_area() + size - 1;
   const std::uint64_t iters = static_cast<std::uint64_t>(o.iters);
@@ -455,7 +458,7 @@ LatResult run_write_lat(Resources& r, const Options& o, const KeyMsg& peer, std:
   while (scnt < iters || rcnt < iters || ccnt < iters) {
     if (rcnt < iters && !(scnt == 0 && !o.client())) {
       ++rcnt;
-      wait_for_byte(poll_byte, static_cast<std::uint8_t>(rcnt), *r.qp, timeout_of(o), [&] {
+      wait_for_byte(poll_byte, static_cast<std::uint8_t>(rcnt), *r.qp, watch, [&] {
         return "the peer's RDMA WRITE #" + std::to_string(rcnt) + " (" + std::to_string(size) + " bytes)";
       });
     }
@@ -475,7 +478,7 @@ LatResult run_write_lat(Resources& r, const Options& o, const KeyMsg& peer, std:
 // ib_read_lat / ib_atomic_lat client: one operation at a time.
 LatResult run_lat_client(Resources& r, const Options& o, const KeyMsg& peer, std::uint64_t size) {
   WorkRequest w(r, o, peer, size);
-  CqWaiter cq(*r.send_cq, *r.qp, o.events, timeout_of(o));
+  CqWaiter cq(*r.send_cq, *r.qp, *r.dev, o.events, timeout_of(o));
   const std::uint64_t iters = static_cast<std::uint64_t>(o.iters);
   std::vector<std::uint64_t> posted(iters);
   ibv_wc wc[1];
@@ -491,8 +494,8 @@ LatResult run_lat_client(Resources& r, const Options& o, const KeyMsg& peer, std
 // while more will arrive, so none is left over for the next size.
 LatResult run_send_lat(Resources& r, const Options& o, const KeyMsg& peer, std::uint64_t size) {
   WorkRequest w(r, o, peer, size);
-  CqWaiter scq(*r.send_cq, *r.qp, o.events, timeout_of(o));
-  CqWaiter rcq(r.rcq(), *r.qp, o.events, timeout_of(o));
+  CqWaiter scq(*r.send_cq, *r.qp, *r.dev, o.events, timeout_of(o));
+  CqWaiter rcq(r.rcq(), *r.qp, *r.dev, o.events, timeout_of(o));
   const std::uint64_t iters = static_cast<std::uint64_t>(o.iters);
   const std::uint64_t posted_recvs = static_cast<std::uint64_t>(o.rx_depth);
   std::vector<std::uint64_t> posted(iters);
@@ -521,7 +524,7 @@ LatResult run_send_lat(Resources& r, const Options& o, const KeyMsg& peer, std::
 // signalled; a completion covers every WR before it.
 BwReport run_bw_client(Resources& r, const Options& o, const KeyMsg& peer, std::uint64_t size) {
   WorkRequest w(r, o, peer, size);
-  CqWaiter cq(*r.send_cq, *r.qp, o.events, timeout_of(o));
+  CqWaiter cq(*r.send_cq, *r.qp, *r.dev, o.events, timeout_of(o));
   const std::uint64_t iters = static_cast<std::uint64_t>(o.iters);
   const std::uint64_t depth = static_cast<std::uint64_t>(o.tx_depth);
   const std::uint64_t mod = static_cast<std::uint64_t>(o.cq_mod);
@@ -554,7 +557,7 @@ BwReport run_bw_client(Resources& r, const Options& o, const KeyMsg& peer, std::
 
 // ib_send_bw's server: counts receives, reposting while more will come.
 BwReport run_send_bw_server(Resources& r, const Options& o, std::uint64_t size) {
-  CqWaiter cq(r.rcq(), *r.qp, o.events, timeout_of(o));
+  CqWaiter cq(r.rcq(), *r.qp, *r.dev, o.events, timeout_of(o));
   const std::uint64_t iters = static_cast<std::uint64_t>(o.iters);
   std::uint64_t rcnt = 0, posted = static_cast<std::uint64_t>(o.rx_depth), first = 0;
   ibv_wc wc[16];

@@ -64,7 +64,7 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("-m,--mtu", o.mtu, "path MTU")->capture_default_str();
   app.add_option("-r,--rx-depth", o.rx_depth, "number of receives to post at a time")
       ->capture_default_str()
-      ->check(CLI::Range(2, 16384));
+      ->check(CLI::Range(1, 16384));
   app.add_option("-n,--iters", o.iters, "number of exchanges")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("-l,--sl", o.sl, "service level value (accepted)")->check(CLI::Range(0, 15));
   app.add_flag("-e,--events", o.events, "sleep on CQ events (default poll)");
@@ -234,7 +234,7 @@ class PingPong {
       : c_(c),
         o_(o),
         routs_(routs),
-        cq_(*c.cq, *c.qp, o.events, std::chrono::milliseconds(static_cast<long long>(o.timeout_s * 1000))) {}
+        cq_(*c.cq, *c.qp, *c.dev, o.events, std::chrono::milliseconds(static_cast<long long>(o.timeout_s * 1000))) {}
 
   void start() {
     pending_ = kRecvWrid;
