@@ -118,8 +118,23 @@ std::uint32_t Engine::add_mr(void* addr, std::size_t len, int access) {
 }
 
 void Engine::remove_mr(std::uint32_t key) {
-  std::unique_lock lk(mr_mu_);
-  mrs_.erase(key);
+  std::uint8_t* base = nullptr;
+  {
+    std::unique_lock lk(mr_mu_);
+    const auto it = mrs_.find(key);
+    if (it == mrs_.end()) return;
+    base = it->second.addr;
+    mrs_.erase(it);
+  }
+  // NIC operations keep pointers into the region (holds, parked requests):
+  // drop them before the memory can go.  That state is keyed by the region's
+  // base address, so another registration of the same memory loses it too.
+  std::vector<NicOpAnswer> out;
+  {
+    std::lock_guard lk(nicop_mu_);
+    nicops_.forget_region(base, out);
+  }
+  defer_answers(std::move(out));
 }
 
 RemoteCheck Engine::check_remote(std::uint32_t rkey, std::uint64_t va, std::uint64_t len, int access) const {
@@ -591,6 +606,8 @@ const char* nicop_status_str(std::uint32_t status) {
       return "NICOP_ST_QUEUE_FULL (too many parked requests on this QP)";
     case NICOP_ST_NO_ANSWER:
       return "NICOP_ST_NO_ANSWER (the program neither answered nor parked)";
+    case NICOP_ST_REGION_GONE:
+      return "NICOP_ST_REGION_GONE (the target region was deregistered while the request was parked)";
     default:
       return status < 0x100 ? "operation-defined status" : "unknown status";
   }

@@ -735,6 +735,10 @@ void QpImpl::complete_front() {
 // Everything up to and including psn was received by the responder.
 void QpImpl::on_ack(std::uint32_t psn, std::uint64_t now) {
   bool progress = false;
+  // The oldest PSN still unacknowledged after this ACK: psn + 1, unless a
+  // READ/atomic before it still lacks its response (then una stays there, so
+  // the retransmission timer keeps covering it).
+  std::uint32_t limit = wire::psn_add(psn, 1);
   for (SendWqe& w : sq_) {
     if (!w.started) break;
     if (w.done || w.parked) continue;
@@ -743,7 +747,7 @@ void QpImpl::on_ack(std::uint32_t psn, std::uint64_t now) {
       // was lost; resend it now (rxe does the same).
       if (wire::psn_le(w.first_psn, psn)) {
         const std::uint32_t from = wire::psn_add(w.first_psn, w.resp_pkts);
-        if (wire::psn_lt(una_psn_, from)) una_psn_ = from;
+        if (wire::psn_lt(from, limit)) limit = from;
         go_back(from, false, false, now);
       }
       break;
@@ -752,8 +756,8 @@ void QpImpl::on_ack(std::uint32_t psn, std::uint64_t now) {
     w.done = true;
     progress = true;
   }
-  if (wire::psn_lt(una_psn_, wire::psn_add(psn, 1)) && wire::psn_le(psn, wire::psn_add(next_psn_, -1))) {
-    una_psn_ = wire::psn_add(psn, 1);
+  if (wire::psn_lt(una_psn_, limit) && wire::psn_le(limit, next_psn_)) {
+    una_psn_ = limit;
     progress = true;
   }
   if (progress) {
