@@ -25,12 +25,12 @@ struct Options {
   std::uint64_t think_ns = 0;
   double duration_s = 5;
   double warmup_s = 0.5;
-  std::string target_backend = "udp:ip=127.0.0.1";
-  std::vector<std::string> client_backends{"udp:ip=127.0.0.2"};
+  std::string target_backend = "udp:ip=127.0.0.1,spin_us=0";
+  std::vector<std::string> client_backends{"udp:ip=127.0.0.2,spin_us=0"};
   std::string volt_object = VOLT_DEFAULT_OBJECT;
   std::uint64_t backoff_initial_ns = 2'000;
   std::uint64_t backoff_cap_ns = 1'000'000;
-  std::uint64_t spin_ns = 20'000;
+  std::uint64_t spin_ns = 0;  // on 2 cores every spinning thread steals from the engines
   bool rpc_spin = false;
   std::uint64_t seed = 1;
   std::string json;
@@ -51,6 +51,8 @@ struct RunResult {
   fastpath::LatencyHistogram latency;  // acquire latency, ns
   double lock_msgs_per_acq = 0;        // lock requests the clients posted per acquisition (CS excluded)
   double packets_per_acq = 0;          // RoCE packets on the wire, both ways, CS included
+  double target_wakeups_per_acq = 0;   // engine wake-ups from idle sleep per acquisition
+  double client_wakeups_per_acq = 0;
   double target_app_cpu_s = 0;
   double target_engine_cpu_s = 0;   // the engine thread's on-CPU time
   double target_engine_busy_s = 0;  // urdma's own busy count (excludes its sleeps and wake-ups)

@@ -22,6 +22,11 @@ class TargetHost {
     cfg.data_size = std::max<std::uint32_t>(8, p.data_size);
     cfg.volt_object = p.volt_object;
     logged_ = p.arrival_log;
+    if (logged_ && p.backend.find("spin_us") != std::string::npos)
+      std::cerr << "volt-bench: note: the target's spin_us does not apply with the arrival log (urdma's "
+                   "Device::open over a given packet I/O takes no spin setting: its engine spins 50 us); "
+                   "--no-fifo-check opens it from its spec"
+                << std::endl;
     auto dev = logged_ ? urdma::Device::open(kTargetDevice, tap_arrivals(urdma::open_packet_io(p.backend), log_))
                        : urdma::Device::open(kTargetDevice, p.backend);
     target_ = std::make_unique<Target>(std::move(dev), cfg);
@@ -52,7 +57,7 @@ class TargetHost {
   TargetSnap snap(bool whole_process) {
     const urdma::DeviceStats s = target_->dev().stats();
     const ThreadCpu t = thread_cpu(engine_thread_name(kTargetDevice));
-    TargetSnap x{s.engine_busy_ns, t.matching_ns, s.tx_packets, 0};
+    TargetSnap x{s.engine_busy_ns, t.matching_ns, s.tx_packets, s.engine_wakeups, 0};
     if (whole_process)
       x.app_cpu_ns = t.other_ns;
     else if (session_ && session_->rpc())

@@ -20,6 +20,7 @@ struct TargetSnap {
   std::uint64_t engine_busy_ns = 0;  // urdma's count of its engine's busy time (DeviceStats)
   std::uint64_t engine_cpu_ns = 0;   // the engine thread's whole on-CPU time (wake-ups included)
   std::uint64_t tx_packets = 0;
+  std::uint64_t wakeups = 0;     // times the engine left its idle sleep
   std::uint64_t app_cpu_ns = 0;  // the target application: its other threads
 };
 

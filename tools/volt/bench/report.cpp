@@ -76,6 +76,8 @@ nlohmann::json to_json(const Options& opt, const std::vector<RunResult>& runs) {
                   {"lock_msgs_per_acq", r.lock_msgs_per_acq},
                   {"packets_per_acq", r.packets_per_acq},
                   {"target_app_cpu_s", r.target_app_cpu_s},
+                  {"target_engine_wakeups_per_acq", r.target_wakeups_per_acq},
+                  {"client_engine_wakeups_per_acq", r.client_wakeups_per_acq},
                   {"target_engine_cpu_s", r.target_engine_cpu_s},
                   {"target_engine_busy_s", r.target_engine_busy_s},
                   {"client_engine_cpu_s", r.client_engine_cpu_s},

@@ -105,7 +105,7 @@ void client_loop(Shared& sh, std::uint32_t i, ClientOut& out) {
 }
 
 struct Snapshot {
-  std::uint64_t t_ns = 0, client_busy = 0, client_packets = 0;
+  std::uint64_t t_ns = 0, client_busy = 0, client_packets = 0, client_wakeups = 0;
   TargetSnap target;
 };
 
@@ -113,7 +113,11 @@ Snapshot snap(TargetLink& link, const std::vector<ClientDevice*>& devs) {
   Snapshot x;
   x.target = link.snap();
   x.t_ns = mono_ns();
-  for (ClientDevice* d : devs) x.client_packets += d->dev->stats().tx_packets;
+  for (ClientDevice* d : devs) {
+    const urdma::DeviceStats cs = d->dev->stats();
+    x.client_packets += cs.tx_packets;
+    x.client_wakeups += cs.engine_wakeups;
+  }
   x.client_busy = thread_cpu(engine_thread_name("volt-client")).matching_ns;
   return x;
 }
@@ -197,6 +201,8 @@ void fill(RunResult& r, const Snapshot& a, const Snapshot& b, const std::vector<
   r.lock_msgs_per_acq = static_cast<double>(lock_msgs) / acq;
   r.packets_per_acq =
       static_cast<double>(b.client_packets - a.client_packets + b.target.tx_packets - a.target.tx_packets) / acq;
+  r.target_wakeups_per_acq = static_cast<double>(b.target.wakeups - a.target.wakeups) / acq;
+  r.client_wakeups_per_acq = static_cast<double>(b.client_wakeups - a.client_wakeups) / acq;
   r.target_app_cpu_s = static_cast<double>(b.target.app_cpu_ns - a.target.app_cpu_ns) / 1e9;
   r.target_engine_cpu_s = static_cast<double>(b.target.engine_cpu_ns - a.target.engine_cpu_ns) / 1e9;
   r.target_engine_busy_s = static_cast<double>(b.target.engine_busy_ns - a.target.engine_busy_ns) / 1e9;
