@@ -645,7 +645,7 @@ struct TestRun {
   }
 };
 
-void print_test_info(const Options& o, const Device& dev, const perftest::Negotiated& neg) {
+void print_test_info(const Options& o, const Device& dev, const perftest::Negotiated& neg, std::uint32_t out_reads) {
   static constexpr const char* kVerbNames[] = {"Send", "RDMA_Write", "RDMA_Read", "Atomic"};
   std::string title = kVerbNames[static_cast<int>(o.kind.verb)];
   if (o.kind.verb == Verb::kAtomic) title += " " + o.atomic_type;
@@ -661,8 +661,7 @@ void print_test_info(const Options& o, const Device& dev, const perftest::Negoti
   std::printf(" Mtu             : %d[B]\n", mtu_to_bytes(neg.mtu));
   std::printf(" Link type       : Ethernet\n");
   std::printf(" GID index       : %d\n", o.gid_index >= 0 ? o.gid_index : 1);
-  if (o.kind.verb == Verb::kRead || o.kind.verb == Verb::kAtomic)
-    std::printf(" Outstand reads  : %d\n", static_cast<int>(dev.attr().max_qp_rd_atom));
+  if (o.kind.verb == Verb::kRead || o.kind.verb == Verb::kAtomic) std::printf(" Outstand reads  : %u\n", out_reads);
   std::printf(" Max inline data : %d[B]\n", o.inline_size);
   std::printf(" rdma_cm QPs\t : OFF\n Data ex. method : Ethernet\n%s\n", kRule);
   std::fflush(stdout);
@@ -702,7 +701,7 @@ void run(const Options& o) {
   TestRun t{o, *dev, conn.peer(), comm.negotiate(static_cast<int>(page_size()), cache_line, mtu), {}, {}, {}};
   t.res = make_resources(*dev, o, t.neg);
   t.mine = my_keys(*dev, t.res);
-  print_test_info(o, *dev, t.neg);
+  print_test_info(o, *dev, t.neg, t.res.out_reads);
   perftest::run_session(comm, o.kind, t.mine, sizes_of(o), t.hooks());
   std::printf("%s\n", kRule);
   std::fflush(stdout);
