@@ -573,6 +573,21 @@ BwReport run_send_bw_server(Resources& r, const Options& o, std::uint64_t size) 
 
 // ---------------------------------------------------------------- one run
 
+nlohmann::json stats_json(const DeviceStats& st) {
+  return {{"rx_packets", st.rx_packets},
+          {"tx_packets", st.tx_packets},
+          {"rx_bad_icrc", st.rx_bad_icrc},
+          {"rx_malformed", st.rx_malformed},
+          {"rx_unknown_opcode", st.rx_unknown_opcode},
+          {"rx_no_qp", st.rx_no_qp},
+          {"retransmits", st.retransmits},
+          {"naks_sent", st.naks_sent},
+          {"rnr_naks_sent", st.rnr_naks_sent},
+          {"duplicates", st.duplicates},
+          {"engine_busy_ns", st.engine_busy_ns},
+          {"engine_wakeups", st.engine_wakeups}};
+}
+
 // One test between two hosts: what run_session calls back into.
 struct TestRun {
   const Options& o;
@@ -591,6 +606,7 @@ struct TestRun {
     figures["backend"] = dev.backend();
     figures["peer"] = peer_name;
     figures["mtu"] = mtu_to_bytes(neg.mtu);
+    figures["device_stats"] = stats_json(dev.stats());  // cumulative, up to this size
     results.push_back(std::move(figures));
   }
 
