@@ -221,3 +221,30 @@ TEST(Volt, ReleaseByNonOwnerIsRefused) {
 
 }  // namespace
 }  // namespace volt::test
+
+namespace volt::test {
+namespace {
+
+// The FIFO checker itself: a grant that overtakes an earlier request is
+// counted; a request that never arrived is reported, not ignored.
+TEST(FifoCheck, CountsOvertakesAndMismatches) {
+  auto acq = [](std::uint32_t qpn) { return Arrival{qpn, 0xc0, 0, 1}; };
+  const std::vector<Arrival> arrivals{acq(10), acq(11), acq(12)};  // clients 0, 1, 2 in that order
+  auto is_acquire = [](const Arrival& a, std::uint64_t& lock) {
+    lock = 0;
+    return a.opcode == 0xc0;
+  };
+  std::vector<ClientGrants> g{{10, {0}, {1}}, {11, {0}, {2}}, {12, {0}, {3}}};
+  EXPECT_TRUE(check_fifo(arrivals, g, is_acquire).strict());
+  g[1].seq = {3};  // client 1 (arrived second) granted last,
+  g[2].seq = {2};  // client 2 (arrived third) before it: one overtake
+  const FifoResult r = check_fifo(arrivals, g, is_acquire);
+  EXPECT_TRUE(r.checked);
+  EXPECT_EQ(r.overtakes, 1u);
+  g[2].seq = {2, 4};
+  g[2].lock = {0, 0};
+  EXPECT_FALSE(check_fifo(arrivals, g, is_acquire).checked);
+}
+
+}  // namespace
+}  // namespace volt::test
