@@ -39,13 +39,23 @@ URDMA_BIN=${URDMA_BIN:-$U_ROOT/build/tools/urdma}
 U_WORK=${U_WORK:-$(mktemp -d /tmp/urdma-test.XXXXXX)}
 U_PORT=${U_PORT:-19000} # next TCP port for an exchange; u_port hands them out
 
-# The urdma back-end spec for host a or b.
+# The urdma back-end spec for host a or b, ready for a shell command line.
+# With U_QDISC=1 the af_packet port sends through the interface's qdisc
+# (qdisc_bypass=0), so that tc netem there affects urdma's packets too: the
+# PMD bypasses the qdisc by default (seen in the VM: netem on the interface
+# counted none of its frames).
 u_backend() {
+	local ifc ip
 	case $1 in
-	a | A) echo "dpdk:iface=$U_IF_A,ip=$URDMA_A_IP" ;;
-	b | B) echo "dpdk:iface=$U_IF_B,ip=$URDMA_B_IP" ;;
+	a | A) ifc=$U_IF_A ip=$URDMA_A_IP ;;
+	b | B) ifc=$U_IF_B ip=$URDMA_B_IP ;;
 	*) echo "u_backend: host a or b, not '$1'" >&2; return 1 ;;
 	esac
+	if [[ ${U_QDISC:-0} == 1 ]]; then
+		echo "'dpdk:dev=\"net_af_packet0,iface=$ifc,qdisc_bypass=0\",ip=$ip'"
+	else
+		echo "dpdk:iface=$ifc,ip=$ip"
+	fi
 }
 
 # The next free TCP port for an exchange, in U_PORT (not printed: a $(...)
@@ -177,6 +187,22 @@ u_snmp() {
 
 u_if_stat() { cat /sys/class/net/$1/statistics/$2; }
 
+# Packets the kernel's per-CPU input backlogs dropped so far (all CPUs).
+u_softnet_drops() {
+	local a b s=0
+	while read -r a b _; do s=$((s + 16#$b)); done </proc/net/softnet_stat
+	echo $s
+}
+
+# Counters that only say packets arrived late or twice: on veth a sender
+# that runs on two CPUs one after the other reorders its own packets (each
+# CPU's input backlog is processed on its own), and rxe's retransmission
+# timer fires early now and then under TCG; an RNR NAK is flow control.
+# Reported, not errors.
+U_SOFT_COUNTERS='^(rcvd_seq_err|out_of_seq_request|duplicate_request|completer_retry_err|ack_deferred|rcvd_rnr_err|send_rnr_err) '
+# Counters that are errors on a link that loses nothing.
+U_HARD_COUNTERS='^(retry_exceeded_err|retry_rnr_exceeded_err|send_err|link_downed) ' 
+
 # ---- netem ----
 u_netem() { # IF ARGS...: replace the root qdisc of IF by netem ARGS
 	local ifc=$1
@@ -187,19 +213,31 @@ u_netem_off() { tc qdisc del dev "$1" root 2>/dev/null; true; }
 # Packets netem dropped on IF so far.
 u_netem_drops() { tc -s qdisc show dev "$1" | awk '/dropped/ { sub(",", "", $7); print $7; exit }'; }
 
-# u_netem_window DURATION ARGS...: netem ARGS on both ends of the link now,
-# removed after DURATION seconds (in the background; U_NETEM_PID).  A run
-# must end on a clean link: rc_pingpong and perftest destroy their QPs as
-# soon as their own last completion arrives, so a peer whose last ACK was
-# lost would retransmit to a QP that is gone, for ever (retry_cnt 7).
-# The drop counts go to $U_WORK/netem.drops.
+# u_netem_window DURATION ARGS...: netem ARGS on both ends of the link for
+# DURATION seconds, from the moment traffic flows (20 more frames through
+# vethA than when called: a run's set-up, DPDK's EAL above all, can take
+# seconds under TCG), in the background (U_NETEM_PID).  A run must end on a
+# clean link: rc_pingpong and perftest destroy their QPs as soon as their
+# own last completion arrives, so a peer whose last ACK was lost would
+# retransmit to a QP that is gone, for ever (retry_cnt 7).  Pick iterations
+# that outlast the window.  Drop counts go to $U_WORK/netem.drops, the
+# qdisc statistics to $U_WORK/netem.stats.
 u_netem_window() {
 	local d=$1
 	shift
-	u_netem $U_IF_A "$@" && u_netem $U_IF_B "$@" || return 1
+	local args=("$@")
+	rm -f "$U_WORK/netem.drops" "$U_WORK/netem.stats"
 	(
+		base=$(($(u_if_stat $U_IF_A rx_packets) + $(u_if_stat $U_IF_A tx_packets)))
+		for ((i = 0; i < 1200; i++)); do
+			now=$(($(u_if_stat $U_IF_A rx_packets) + $(u_if_stat $U_IF_A tx_packets)))
+			((now - base >= 20)) && break
+			sleep 0.1
+		done
+		u_netem $U_IF_A "${args[@]}" && u_netem $U_IF_B "${args[@]}" || exit 1
 		sleep "$d"
 		echo "$(u_netem_drops $U_IF_A) $(u_netem_drops $U_IF_B)" >"$U_WORK/netem.drops"
+		{ tc -s qdisc show dev $U_IF_A; tc -s qdisc show dev $U_IF_B; } >"$U_WORK/netem.stats"
 		u_netem_off $U_IF_A
 		u_netem_off $U_IF_B
 	) &
@@ -277,4 +315,32 @@ u_require_root_tools() { # the platform's own programs
 	for t in "$@"; do
 		command -v "$t" >/dev/null || { echo "# SKIP: $t not installed (scripts/install-deps.sh)"; exit 4; }
 	done
+}
+
+# ---- urdma against rxe0 ----
+
+# u_interop NAME TEST SIZE ITERS ROLE [EXTRA]: one perftest-protocol run
+# between urdma on vethA and rxe0.  ROLE urdma-client: urdma-perf connects
+# to ib_TEST on rxe0; rxe-client: ib_TEST on rxe0 connects to urdma-perf.
+# SIZE "-" for atomics.  urdma-perf's JSON in $U_WORK/NAME.json.
+u_interop() {
+	local name=$1 t=$2 s=$3 n=$4 role=$5 extra=${6:-} sz=""
+	[[ $s != - ]] && sz="-s $s"
+	u_port
+	local p=$U_PORT
+	local ib="ib_$t -d $RXE0 -x 1 -F -p $p -n $n $sz"
+	local ur="$URDMA_BIN/urdma-perf $t --backend $(u_backend a) -p $p -n $n $sz --json $U_WORK/$name.json $extra"
+	if [[ $role == urdma-client ]]; then
+		u_pair "$name" 120 $p "$ib" "$ur $RXE0_IP"
+	else
+		u_pair "$name" 120 $p "$ur" "$ib $URDMA_TCP"
+	fi
+}
+
+# The figures row a run's client printed, or "" (also when perftest printed
+# inf/nan: its CPU-frequency estimate fails when other threads spin).
+u_client_row() {
+	local row
+	row=$(u_perftest_rows "$U_WORK/$1.client.log" | tail -1)
+	echo "$row"
 }

@@ -28,6 +28,7 @@ u_check "ibv_devices lists $RXE0 and $RXE1" \
 u_hw_counters $RXE0 >"$U_WORK/c0.before"
 u_hw_counters $RXE1 >"$U_WORK/c1.before"
 u_snmp >"$U_WORK/snmp.before"
+sn0=$(u_softnet_drops)
 
 # rc_pingpong: SEND ping-pong, 4 KiB (4 packets each way at MTU 1024), --chk
 u_port; p=$U_PORT
@@ -71,25 +72,25 @@ echo "# snmp:" $ds
 rcvd=$(($(awk '$1=="rcvd_pkts"{print $2}' <<<"$d0") + $(awk '$1=="rcvd_pkts"{print $2}' <<<"$d1")))
 udp_in=$(awk '$1=="Udp:InDatagrams"{print $2}' <<<"$ds")
 u_check "rxe rcvd_pkts ($rcvd) == UDP datagrams delivered (${udp_in:-0})" test "$rcvd" = "${udp_in:-0}"
-# rxe's retransmission timer fires early now and then under TCG (the peer
-# then counts a duplicate): reported, not an error.  A sequence gap or an
-# exhausted retry on a clean link is.
-bad=$(printf '%s\n%s\n' "$d0" "$d1" | grep -E '^(rcvd_seq_err|out_of_seq_request|rcvd_rnr_err|retry_exceeded_err|retry_rnr_exceeded_err|send_err|link_downed) ')
+bad=$(printf '%s\n%s\n' "$d0" "$d1" | grep -E "$U_HARD_COUNTERS")
+soft=$(printf '%s\n%s\n' "$d0" "$d1" | grep -E "$U_SOFT_COUNTERS")
+[[ -n "$soft" ]] && echo "# reordered/retransmitted (not errors, see lib.sh):" $soft "; softnet drops $(($(u_softnet_drops) - sn0))"
 [[ -n "$bad" ]] && echo "# error counters on a clean link:" $bad
-u_check "no sequence gap, RNR, exhausted retry or send error on a clean link" test -z "$bad"
+u_check "no exhausted retry or send error on a clean link" test -z "$bad"
 
-# netem loss, reordering and delay on both ends of the link for the first
-# seconds of a long rc_pingpong run; the run ends on a clean link (see
+# netem loss, reordering and delay on both ends of the link for 3 s of a
+# long rc_pingpong run; the run ends on a clean link (see
 # u_netem_window) with every buffer validated.
 u_static_neigh
 u_port; p=$U_PORT
-if u_netem_window 4 loss 5% reorder 10% delay 1ms; then
+if u_netem_window 3 loss 5% reorder 10% delay 1ms; then
 	tc qdisc show dev $U_IF_A | sed 's/^/# /'
 	u_hw_counters $RXE0 >"$U_WORK/n0.before"
 	ok=0
 	u_pair rcpp-netem 120 $p "ibv_rc_pingpong -d $RXE0 -g 1 -p $p -n 3000 -c" \
 		"ibv_rc_pingpong -d $RXE1 -g 1 -p $p -n 3000 -c $URDMA_TCP" && ok=1
 	read -r da db < <(u_netem_window_end)
+	grep -E 'qdisc|Sent' "$U_WORK/netem.stats" | paste - - | tr -s ' \t' ' ' | sed 's/^/#   /'
 	u_hw_counters $RXE0 >"$U_WORK/n0.after"
 	echo "# netem dropped $da packets on $U_IF_A, $db on $U_IF_B; $RXE0:" \
 		$(u_counter_delta "$U_WORK/n0.before" "$U_WORK/n0.after" | grep -vE '^(rcvd_pkts|sent_pkts|rdma_)')
