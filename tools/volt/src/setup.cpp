@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 
@@ -93,6 +94,10 @@ Target::Target(std::unique_ptr<urdma::Device> dev, const TargetConfig& cfg)
   mr_ = pd_->reg_mr(region_.data(), region_.size(),
                     IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
                         IBV_ACCESS_REMOTE_ATOMIC | urdma::URDMA_ACCESS_NIC_OP);
+  if (!cfg.volt_object.empty() && !std::filesystem::exists(cfg.volt_object))
+    throw std::runtime_error("the VOLT program " + cfg.volt_object +
+                             " does not exist: build it (make bpf, or ninja -C build urdma_nicop_programs) or "
+                             "name it with --volt-object");
   if (!cfg.volt_object.empty()) dev_->load_nic_op(cfg.volt_op_id, cfg.volt_object, "nicop", cfg.volt_timeout_ms);
 }
 
