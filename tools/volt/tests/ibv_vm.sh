@@ -15,11 +15,13 @@ TEST=$ROOT/build/tools/volt/volt_ibv_test
 
 if [[ ${1:-} != --in-vm ]]; then
 	K=$("$ROOT/scripts/kernel" image)
-	exec "$ROOT/scripts/vng" --run "$K" --memory 2G --cpus 2 --timeout 600 -- bash "$0" --in-vm
+	exec "$ROOT/scripts/vng" --run "$K" --memory 2G --cpus 2 --timeout 600 -- bash "$ROOT/tools/volt/tests/ibv_vm.sh" --in-vm
 fi
 
+# lib.sh is not written for set -e
+set +e
 # shellcheck source=../../../selftests/urdma/lib.sh
 source "$ROOT/selftests/urdma/lib.sh"
-u_net_up
+u_net_up || { echo "ibv_vm.sh: cannot build the veth + rxe network" >&2; exit 1; }
 trap u_net_down EXIT
 VOLT_IBV_TARGET=$RXE0 VOLT_IBV_CLIENT=$RXE1 VOLT_IBV_GID=$URDMA_GID_IDX "$TEST"
