@@ -18,6 +18,8 @@ PKGS=(
 	protobuf-compiler-grpc
 	# RDMA, NVMe-oF, storage tools
 	rdma-core libibverbs-dev librdmacm-dev ibverbs-utils perftest nvme-cli fio
+	# benchmark figures
+	gnuplot-nox
 	dpdk-dev libdpdk-dev
 	# services
 	etcd-server

@@ -22,7 +22,7 @@ namespace {
 constexpr std::uint64_t kMaxSleepNs = 100'000'000;
 constexpr std::size_t kRxBurst = 64;
 
-std::uint64_t thread_cpu_ns() {
+[[maybe_unused]] std::uint64_t thread_cpu_ns() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return std::uint64_t(ts.tv_sec) * 1'000'000'000 + std::uint64_t(ts.tv_nsec);
@@ -79,11 +79,14 @@ Engine::Engine(std::string name, std::unique_ptr<PacketIo> io, std::uint64_t spi
   std::random_device rd;
   next_mr_index_ = 1 + rd() % 1000;
   thread_ = std::thread([this] { run(); });
+  thread_handle_ = thread_.native_handle();
+  engine_running_ = true;
   std::string tname = ("urdma-" + name_).substr(0, 15);
   pthread_setname_np(thread_.native_handle(), tname.c_str());
 }
 
 Engine::~Engine() {
+  engine_running_ = false;
   stop_ = true;
   const std::uint64_t one = 1;
   [[maybe_unused]] auto r = ::write(wake_fd_.get(), &one, sizeof one);
@@ -103,7 +106,11 @@ DeviceStats Engine::stats() const {
   s.naks_sent = ld(counters_.naks_sent);
   s.rnr_naks_sent = ld(counters_.rnr_naks_sent);
   s.duplicates = ld(counters_.duplicates);
-  s.engine_busy_ns = ld(counters_.engine_busy_ns);
+  // The engine thread's whole CPU time so far, sleeps and wake-ups included.
+  clockid_t cid;
+  timespec ts{};
+  if (engine_running_ && pthread_getcpuclockid(thread_handle_, &cid) == 0 && clock_gettime(cid, &ts) == 0)
+    s.engine_busy_ns = std::uint64_t(ts.tv_sec) * 1'000'000'000 + std::uint64_t(ts.tv_nsec);
   s.engine_wakeups = ld(counters_.engine_wakeups);
   return s;
 }
@@ -329,7 +336,6 @@ void Engine::sleep_until(std::uint64_t deadline) {
 void Engine::run() {
   const bool can_sleep_on_io = io_->poll_fd() >= 0;
   std::uint64_t last_work = now_ns();
-  std::uint64_t cpu_mark = thread_cpu_ns();
   while (!stop_.load(std::memory_order_relaxed)) {
     std::uint64_t now = now_ns();
     std::uint64_t next = now + kMaxSleepNs;
@@ -348,16 +354,12 @@ void Engine::run() {
       last_work = now;
       continue;
     }
-    const std::uint64_t cpu = thread_cpu_ns();
-    counters_.engine_busy_ns.fetch_add(cpu - cpu_mark, std::memory_order_relaxed);
     // Without a descriptor to wake on, nap briefly so packets are still seen.
     sleep_until(can_sleep_on_io ? next : std::min(next, now + 50'000));
-    cpu_mark = thread_cpu_ns();
     sleeping_.store(false);
     counters_.engine_wakeups.fetch_add(1, std::memory_order_relaxed);
     last_work = now_ns();  // spin a little after every wake-up: a burst usually follows
   }
-  counters_.engine_busy_ns.fetch_add(thread_cpu_ns() - cpu_mark, std::memory_order_relaxed);
 }
 
 // ---------------------------------------------------------------- public objects
@@ -371,9 +373,9 @@ std::unique_ptr<Device> Device::open(const std::string& name, const std::string&
   return d;
 }
 
-std::unique_ptr<Device> Device::open(const std::string& name, std::unique_ptr<PacketIo> io) {
+std::unique_ptr<Device> Device::open(const std::string& name, std::unique_ptr<PacketIo> io, std::uint32_t spin_us) {
   std::unique_ptr<Device> d(new Device());  // private constructor: make_unique cannot reach it
-  d->engine_ = std::make_unique<Engine>(name, std::move(io));
+  d->engine_ = std::make_unique<Engine>(name, std::move(io), std::uint64_t{spin_us} * 1000);
   return d;
 }
 
@@ -511,6 +513,9 @@ int Qp::post_send(ibv_send_wr* wr, ibv_send_wr** bad) {
 }
 int Qp::post_recv(ibv_recv_wr* wr, ibv_recv_wr** bad) {
   return impl_->post_recv(wr, bad);
+}
+int Qp::post_nic_op(const NicOpWr& wr) {
+  return impl_->post_nic_op(wr);
 }
 
 // ---------------------------------------------------------------- names

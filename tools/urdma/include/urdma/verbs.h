@@ -74,7 +74,7 @@ struct DeviceStats {
   std::uint64_t naks_sent = 0;
   std::uint64_t rnr_naks_sent = 0;
   std::uint64_t duplicates = 0;      // duplicate requests answered or re-ACKed
-  std::uint64_t engine_busy_ns = 0;  // engine thread CPU time (CLOCK_THREAD_CPUTIME_ID)
+  std::uint64_t engine_busy_ns = 0;  // engine thread CPU time so far, sleeps and wake-ups included
   std::uint64_t engine_wakeups = 0;  // times the engine left its idle sleep
 };
 
@@ -94,12 +94,12 @@ class Device {
   //   dpdk:dev=DEVARGS,ip=...    any DPDK port by its device arguments (e.g. net_tap0,iface=t0)
   // common keys: mtu=BYTES (link MTU, default 1500 -> active_mtu 1024),
   //   drop=P, dup=P, reorder=P, corrupt=P, seed=N   (fault injection on receive, P in [0,1])
-  //   spin_us=N   how long the engine polls after its last work before it sleeps (default 50)
+  //   spin_us=N   how long the engine polls after its last work before it sleeps (default 0)
   // Throws std::runtime_error whose message names the cause and the fix
   // (interface missing, no permission for a raw socket, address in use, ...).
   static std::unique_ptr<Device> open(const std::string& name, const std::string& spec);
   // Same, over a packet I/O the caller built (tests: a simulated link).
-  static std::unique_ptr<Device> open(const std::string& name, std::unique_ptr<PacketIo> io);
+  static std::unique_ptr<Device> open(const std::string& name, std::unique_ptr<PacketIo> io, std::uint32_t spin_us = 0);
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
