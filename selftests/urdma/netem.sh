@@ -42,7 +42,7 @@ judge() { # NAME RC DESCRIPTION
 
 # The pingpongs: 4 KiB messages, enough of them to outlast the window.
 pp() { # NAME ROLE
-	local name=$1 role=$2 p n=${URDMA_NETEM_PP_ITERS:-1500} r=0
+	local name=$1 role=$2 p n=${URDMA_NETEM_PP_ITERS:-500} r=0
 	u_port; p=$U_PORT
 	local rc="ibv_rc_pingpong -d $RXE0 -g 1 -p $p -n $n -c"
 	local ur="$UP --backend $(u_backend a) -p $p -n $n -c"
