@@ -128,6 +128,11 @@ def results_of(attempts):
                 res[c] = statistics.median(vals)
         key = "t_typical_usec" if test.endswith("_lat") else "bw_average_MBps"
         res["samples"] = [r.get(key) for r in ok]
+        if res["samples"]:
+            # under TCG on a shared host the figures are bimodal (a 1 ms timer
+            # tick when a vCPU was busy elsewhere): the best repeat shows the
+            # uncontended value, the median what a run is likely to get
+            res["best"] = min(res["samples"]) if test.endswith("_lat") else max(res["samples"])
         out.append(res)
     order = {p: i for i, p in enumerate(PAIR_ORDER)}
     out.sort(key=lambda r: (r["test"], r["size"], order.get(r["pair"], 9)))
@@ -217,10 +222,10 @@ def plot(runs, prefix):
         out = f"{prefix}-{kind}.png"
         script = [f"set terminal pngcairo noenhanced size {560 * len(panels)},480 font ',10'",
                   f"set output '{out}'",
-                  f"set multiplot layout 1,{len(panels)} title 'urdma vs rxe in the VM: {kind} vs message size"
-                  + (f"\\n{atomic}" if atomic else "") + "'",
+                  f"set multiplot layout 1,{len(panels)} title \"urdma vs rxe in the VM: {kind} vs message size"
+                  + (f"\\n{atomic}" if atomic else "") + "\"",
                   "set logscale x 2", "set xlabel 'message size (bytes)'",
-                  "set xtics ('2' 2, '16' 16, '128' 128, '1K' 1024, '8K' 8192, '64K' 65536, '512K' 524288, "
+                  "set xtics ('2' 2, '16' 16, '128' 128, '1K' 1024, '8K' 8192, '64K' 65536, "
                   "'1M' 1048576)",
                   f"set ylabel '{ylabel}'", "set grid", "set key top left"]
         if logy:
@@ -262,14 +267,15 @@ def main():
             tests.append(r["test"])
     for test in tests:
         unit = "t_typical us" if test.endswith("_lat") else "BW avg MiB/s"
-        print(f"\n{test} ({unit})")
-        print(f"{'bytes':>8} " + " ".join(f"{p:>12}" for p in pairs))
+        print(f"\n{test} ({unit}; median of the repeats, the best in brackets)")
+        print(f"{'bytes':>8} " + " ".join(f"{p:>21}" for p in pairs))
         for size in sorted({r["size"] for r in runs if r["test"] == test}):
             cells = []
             for p in pairs:
                 r = idx.get((p, test, size))
                 v = value(r, test) if r else None
-                cells.append(f"{v:12.2f}" if v is not None else f"{'FAILED' if r else '-':>12}")
+                best = f"({r['best']:.2f})" if v is not None and r.get("repeats", 1) > 1 else ""
+                cells.append(f"{v:10.2f} {best:>10}" if v is not None else f"{'FAILED' if r else '-':>21}")
             print(f"{size:>8} " + " ".join(cells))
     failed = [r for r in runs if not r["ok"]]
     if failed:
@@ -277,7 +283,7 @@ def main():
               ", ".join(f"{r['pair']} {r['test']} {r['size']}" for r in failed))
     retried = [a for a in attempts if not a["ok"]]
     if retried:
-        print(f"{len(retried)} attempt(s) failed (each retried once): " +
+        print(f"{len(retried)} attempt(s) failed (and were retried): " +
               ", ".join(f"{a['pair']} {a['test']} {a['size']} rep {a['rep']}" for a in retried))
     for t in targets:
         print(f"target: {t['what']}: {t['ratio']:.2f}x (want {t['target']}): {'met' if t['met'] else 'NOT met'}")

@@ -50,7 +50,7 @@ u_check "$RXE0 received urdma's packets: rcvd_pkts +$rcvd" test "$rcvd" -gt 0
 u_check "every RoCE datagram passed rxe's checks: rcvd_pkts $rcvd == Udp:InDatagrams $udp" test "$rcvd" = "$udp"
 bad=$(grep -E '^(Ip:InHdrErrors|Ip:InDiscards|Udp:InErrors|Udp:InCsumErrors|Udp:NoPorts|Udp:RcvbufErrors) ' <<<"$ds")
 u_check "no IP/UDP header, checksum or port error${bad:+: $bad}" test -z "$bad"
-bad=$(grep -E "$U_HARD_COUNTERS" <<<"$dc")
+bad=$(u_hard_errors "$dc" $(($(u_softnet_drops) - sn0)))
 soft=$(grep -E "$U_SOFT_COUNTERS" <<<"$dc")
 [[ -n "$soft" ]] && echo "# reordered/retransmitted (not errors, see lib.sh):" $soft "; softnet drops $(($(u_softnet_drops) - sn0))"
 u_check "no retry exhaustion or send error on $RXE0${bad:+: $bad}" test -z "$bad"

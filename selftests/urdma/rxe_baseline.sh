@@ -72,7 +72,7 @@ echo "# snmp:" $ds
 rcvd=$(($(awk '$1=="rcvd_pkts"{print $2}' <<<"$d0") + $(awk '$1=="rcvd_pkts"{print $2}' <<<"$d1")))
 udp_in=$(awk '$1=="Udp:InDatagrams"{print $2}' <<<"$ds")
 u_check "rxe rcvd_pkts ($rcvd) == UDP datagrams delivered (${udp_in:-0})" test "$rcvd" = "${udp_in:-0}"
-bad=$(printf '%s\n%s\n' "$d0" "$d1" | grep -E "$U_HARD_COUNTERS")
+bad=$(u_hard_errors "$(printf '%s\n%s\n' "$d0" "$d1")" $(($(u_softnet_drops) - sn0)))
 soft=$(printf '%s\n%s\n' "$d0" "$d1" | grep -E "$U_SOFT_COUNTERS")
 [[ -n "$soft" ]] && echo "# reordered/retransmitted (not errors, see lib.sh):" $soft "; softnet drops $(($(u_softnet_drops) - sn0))"
 [[ -n "$bad" ]] && echo "# error counters on a clean link:" $bad
