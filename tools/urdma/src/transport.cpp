@@ -323,6 +323,16 @@ void QpImpl::push_cqe(CqImpl& cq, const ibv_wc& wc) {
   }
 }
 
+// A completion that carries only an error (flushes, NAKs, exhausted retries).
+void QpImpl::push_error(CqImpl& cq, std::uint64_t wr_id, ibv_wc_status status, ibv_wc_opcode opcode) {
+  ibv_wc wc{};
+  wc.wr_id = wr_id;
+  wc.status = status;
+  wc.opcode = opcode;
+  wc.qp_num = qpn_;
+  push_cqe(cq, wc);
+}
+
 void QpImpl::enter_error(const std::string& why) {
   if (state_ == IBV_QPS_ERR) return;
   state_ = IBV_QPS_ERR;
@@ -340,20 +350,10 @@ void QpImpl::note_dead() {
 void QpImpl::flush_all() {
   // The WQE that failed (if any) was already completed with its own status.
   for (SendWqe& w : sq_) {
-    ibv_wc wc{};
-    wc.wr_id = w.wr_id;
-    wc.status = IBV_WC_WR_FLUSH_ERR;
-    wc.opcode = wc_opcode_of(w.opcode);
-    wc.qp_num = qpn_;
-    push_cqe(send_cq_, wc);
+    push_error(send_cq_, w.wr_id, IBV_WC_WR_FLUSH_ERR, wc_opcode_of(w.opcode));
   }
   for (RecvWqe& r : rq_) {
-    ibv_wc wc{};
-    wc.wr_id = r.wr_id;
-    wc.status = IBV_WC_WR_FLUSH_ERR;
-    wc.opcode = IBV_WC_RECV;
-    wc.qp_num = qpn_;
-    push_cqe(recv_cq_, wc);
+    push_error(recv_cq_, r.wr_id, IBV_WC_WR_FLUSH_ERR, IBV_WC_RECV);
   }
   const ibv_qp_state keep = state_;
   reset_queues();
@@ -431,12 +431,7 @@ int QpImpl::post_send(ibv_send_wr* wr, ibv_send_wr** bad) {
         return err;
       }
       if (state_ == IBV_QPS_ERR) {
-        ibv_wc wc{};
-        wc.wr_id = w.wr_id;
-        wc.status = IBV_WC_WR_FLUSH_ERR;
-        wc.opcode = wc_opcode_of(w.opcode);
-        wc.qp_num = qpn_;
-        push_cqe(send_cq_, wc);
+        push_error(send_cq_, w.wr_id, IBV_WC_WR_FLUSH_ERR, wc_opcode_of(w.opcode));
         continue;
       }
       sq_.push_back(std::move(w));
@@ -473,12 +468,7 @@ int QpImpl::post_recv(ibv_recv_wr* wr, ibv_recv_wr** bad) {
       r.sg.length += wr->sg_list[i].length;
     }
     if (state_ == IBV_QPS_ERR) {
-      ibv_wc wc{};
-      wc.wr_id = r.wr_id;
-      wc.status = IBV_WC_WR_FLUSH_ERR;
-      wc.opcode = IBV_WC_RECV;
-      wc.qp_num = qpn_;
-      push_cqe(recv_cq_, wc);
+      push_error(recv_cq_, r.wr_id, IBV_WC_WR_FLUSH_ERR, IBV_WC_RECV);
       continue;
     }
     rq_.push_back(std::move(r));
@@ -508,12 +498,7 @@ int QpImpl::post_nic_op(const NicOpWr& wr) {
     w.arg0 = wr.arg0;
     w.arg1 = wr.arg1;
     if (state_ == IBV_QPS_ERR) {
-      ibv_wc wc{};
-      wc.wr_id = w.wr_id;
-      wc.status = IBV_WC_WR_FLUSH_ERR;
-      wc.opcode = URDMA_WC_NIC_OP;
-      wc.qp_num = qpn_;
-      push_cqe(send_cq_, wc);
+      push_error(send_cq_, w.wr_id, IBV_WC_WR_FLUSH_ERR, URDMA_WC_NIC_OP);
       return 0;
     }
     sq_.push_back(std::move(w));
@@ -663,12 +648,7 @@ void QpImpl::go_back(std::uint32_t psn, bool count_retry, bool rnr, std::uint64_
       const ibv_wc_status st = rnr ? IBV_WC_RNR_RETRY_EXC_ERR : IBV_WC_RETRY_EXC_ERR;
       if (!sq_.empty()) {
         SendWqe& w = sq_.front();
-        ibv_wc wc{};
-        wc.wr_id = w.wr_id;
-        wc.status = st;
-        wc.opcode = wc_opcode_of(w.opcode);
-        wc.qp_num = qpn_;
-        push_cqe(send_cq_, wc);
+        push_error(send_cq_, w.wr_id, st, wc_opcode_of(w.opcode));
         const std::string what = std::string(wr_name(w.opcode)) + " wr_id " + std::to_string(w.wr_id);
         sq_.pop_front();
         enter_error(rnr ? "RNR retry count exceeded for " + what + " (the peer posted no receive)"
@@ -688,12 +668,7 @@ void QpImpl::go_back(std::uint32_t psn, bool count_retry, bool rnr, std::uint64_
       // A peer that does not know NIC operations (rxe) drops them silently:
       // do not retry one forever even with retry_cnt 7.
       if (w.is_nicop() && count_retry && !rnr && ++nicop_tries_ > 7) {
-        ibv_wc wc{};
-        wc.wr_id = w.wr_id;
-        wc.status = IBV_WC_RETRY_EXC_ERR;
-        wc.opcode = URDMA_WC_NIC_OP;
-        wc.qp_num = qpn_;
-        push_cqe(send_cq_, wc);
+        push_error(send_cq_, w.wr_id, IBV_WC_RETRY_EXC_ERR, URDMA_WC_NIC_OP);
         const std::string why = "no answer to NIC operation " + std::to_string(w.op_id) +
                                 " after 7 retransmissions: the peer does not support NIC operations "
                                 "(rxe drops opcode 0xc0) or is gone";
@@ -789,12 +764,7 @@ void QpImpl::on_read_response(const wire::Packet& p, SendWqe& w, std::uint64_t n
   if (!op_ok || p.payload.size() != want) {
     w.status = IBV_WC_BAD_RESP_ERR;
     w.done = true;
-    ibv_wc wc{};
-    wc.wr_id = w.wr_id;
-    wc.status = IBV_WC_BAD_RESP_ERR;
-    wc.opcode = IBV_WC_RDMA_READ;
-    wc.qp_num = qpn_;
-    push_cqe(send_cq_, wc);
+    push_error(send_cq_, w.wr_id, IBV_WC_BAD_RESP_ERR, IBV_WC_RDMA_READ);
     w.signaled = false;
     w.status = IBV_WC_SUCCESS;  // completed above; complete_front() must not repeat it
     enter_error("bad READ response (opcode " + hex(p.opcode) + ", " + std::to_string(p.payload.size()) +
@@ -838,12 +808,7 @@ void QpImpl::on_response(const wire::Packet& p, std::uint64_t now) {
       on_ack(wire::psn_add(p.psn, -1), now);
       SendWqe* w = find_wqe(p.psn);
       if (w == nullptr) return;
-      ibv_wc wc{};
-      wc.wr_id = w->wr_id;
-      wc.status = status_of_nak(syn);
-      wc.opcode = wc_opcode_of(w->opcode);
-      wc.qp_num = qpn_;
-      push_cqe(send_cq_, wc);
+      push_error(send_cq_, w->wr_id, status_of_nak(syn), wc_opcode_of(w->opcode));
       const std::string what = std::string(nak_name(syn)) + " (NAK " + hex(syn) + ") from the peer for " +
                                wr_name(w->opcode) + " wr_id " + std::to_string(w->wr_id);
       // Drop it from the queue so the flush does not report it twice.
@@ -1002,12 +967,7 @@ bool QpImpl::on_send(const wire::Packet& p) {
   }
   RecvWqe& r = rq_.front();
   if (in_off_ + p.payload.size() > r.sg.length) {
-    ibv_wc wc{};
-    wc.wr_id = r.wr_id;
-    wc.status = IBV_WC_LOC_LEN_ERR;
-    wc.opcode = IBV_WC_RECV;
-    wc.qp_num = qpn_;
-    push_cqe(recv_cq_, wc);
+    push_error(recv_cq_, r.wr_id, IBV_WC_LOC_LEN_ERR, IBV_WC_RECV);
     rq_.pop_front();
     fatal_nak(wire::kNakInvalidReq, p.psn,
               "SEND of more than the posted receive's " + std::to_string(r.sg.length) + " bytes");

@@ -167,6 +167,7 @@ class QpImpl {
   void note_dead();
   void flush_all();
   void push_cqe(CqImpl& cq, const ibv_wc& wc);
+  void push_error(CqImpl& cq, std::uint64_t wr_id, ibv_wc_status status, ibv_wc_opcode opcode);
   void reset_queues();
   std::uint32_t mtu() const { return static_cast<std::uint32_t>(mtu_to_bytes(path_mtu_)); }
   std::uint64_t timeout_ns() const;
