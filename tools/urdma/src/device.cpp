@@ -508,6 +508,10 @@ ibv_qp_state Qp::state() const {
 std::string Qp::error_reason() const {
   return impl_->error_reason();
 }
+
+std::string Qp::debug_state() const {
+  return impl_->debug_state();
+}
 int Qp::post_send(ibv_send_wr* wr, ibv_send_wr** bad) {
   return impl_->post_send(wr, bad);
 }

@@ -202,6 +202,29 @@ std::string QpImpl::error_reason() const {
   return error_reason_;
 }
 
+std::string QpImpl::debug_state() const {
+  std::lock_guard lk(mu_);
+  const std::uint64_t now = now_ns();
+  auto ms = [now](std::uint64_t t) {
+    return t == 0 ? std::string("off") : std::to_string((std::int64_t)(t - now) / 1000000) + "ms";
+  };
+  std::string s = "qpn " + hex(qpn_) + " state " + std::to_string(state_) + " next_psn " + hex(next_psn_) + " una " +
+                  hex(una_psn_) + " send_idx " + std::to_string(send_idx_) + "/" + std::to_string(sq_.size()) +
+                  " send_pkt " + std::to_string(send_pkt_) + " rd_atomic_out " + std::to_string(rd_atomic_out_) +
+                  " timer " + ms(timer_deadline_) + " rnr " + ms(rnr_until_) + " retry_left " +
+                  std::to_string(retry_left_) + (retry_pending_ ? " retry_pending" : "") + " | epsn " + hex(epsn_) +
+                  " rq " + std::to_string(rq_.size()) + " resp " + std::to_string(resp_.size()) + " in_msg " +
+                  std::to_string(static_cast<int>(in_msg_)) + (nak_sent_ ? " nak_sent" : "") + " | sq:";
+  int n = 0;
+  for (const SendWqe& w : sq_) {
+    if (++n > 4) break;
+    s += std::string(" [") + wr_name(w.opcode) + " id " + std::to_string(w.wr_id) +
+         (w.started ? " psn " + hex(w.first_psn) + ".." + hex(w.last_psn) : std::string(" not started")) +
+         (w.done ? " done" : "") + (w.parked ? " parked" : "") + " resp_pkts " + std::to_string(w.resp_pkts) + "]";
+  }
+  return s;
+}
+
 std::uint64_t QpImpl::timeout_ns() const {
   if (timeout_ == 0) return 0;  // infinite: never retransmit on a timer
   const std::uint64_t ns = 4096ULL << std::min<unsigned>(timeout_, 31);
@@ -703,7 +726,14 @@ void QpImpl::complete_front() {
     }
     if (w.needs_response()) --rd_atomic_out_;
     sq_.pop_front();
-    if (send_idx_ > 0) --send_idx_;
+    if (send_idx_ > 0) {
+      --send_idx_;
+    } else {
+      // A resend (go-back-N) was still under way inside the WQE just
+      // completed: the next one restarts at its first packet, never at this
+      // one's packet index (that PSN belongs to another WQE).
+      send_pkt_ = 0;
+    }
   }
 }
 
@@ -731,10 +761,7 @@ void QpImpl::on_ack(std::uint32_t psn, std::uint64_t now) {
     w.done = true;
     progress = true;
   }
-  if (wire::psn_lt(una_psn_, limit) && wire::psn_le(limit, next_psn_)) {
-    una_psn_ = limit;
-    progress = true;
-  }
+  if (advance_una(limit)) progress = true;
   if (progress) {
     retry_left_ = retry_cnt_;
     retry_pending_ = false;
@@ -742,6 +769,24 @@ void QpImpl::on_ack(std::uint32_t psn, std::uint64_t now) {
     timer_deadline_ = 0;
     if (wire::psn_lt(una_psn_, next_psn_)) arm_timer(now);
   }
+}
+
+// Moves una (the oldest PSN not acknowledged) up to `to`, but never past a
+// READ/atomic/NIC operation still waiting for its response: responses can
+// arrive out of order (a later atomic's ACK before an earlier READ's last
+// response), and una past a missing response would leave nothing for the
+// retransmission timer to cover.
+bool QpImpl::advance_una(std::uint32_t to) {
+  for (const SendWqe& w : sq_) {
+    if (!w.started || !wire::psn_lt(w.first_psn, to)) break;
+    if (w.done || w.parked || !w.needs_response()) continue;
+    const std::uint32_t from = wire::psn_add(w.first_psn, w.resp_pkts);
+    if (wire::psn_lt(from, to)) to = from;
+    break;
+  }
+  if (!wire::psn_lt(una_psn_, to) || !wire::psn_le(to, next_psn_)) return false;
+  una_psn_ = to;
+  return true;
 }
 
 void QpImpl::on_read_response(const wire::Packet& p, SendWqe& w, std::uint64_t now) {
@@ -775,7 +820,7 @@ void QpImpl::on_read_response(const wire::Packet& p, SendWqe& w, std::uint64_t n
   ++w.resp_pkts;
   // A response acknowledges every earlier request (implicit ACK).
   on_ack(wire::psn_add(w.first_psn, -1), now);
-  if (wire::psn_lt(una_psn_, wire::psn_add(p.psn, 1))) una_psn_ = wire::psn_add(p.psn, 1);
+  advance_una(wire::psn_add(p.psn, 1));
   if (last) {
     w.done = true;
     retry_left_ = retry_cnt_;
@@ -829,7 +874,7 @@ void QpImpl::on_response(const wire::Packet& p, std::uint64_t now) {
     w->sg.copy_in(0, reinterpret_cast<const std::uint8_t*>(&orig), 8);
     w->done = true;
     on_ack(wire::psn_add(p.psn, -1), now);
-    if (wire::psn_lt(una_psn_, wire::psn_add(p.psn, 1))) una_psn_ = wire::psn_add(p.psn, 1);
+    advance_una(wire::psn_add(p.psn, 1));
     retry_left_ = retry_cnt_;
     retry_pending_ = false;
     complete_front();
@@ -849,7 +894,7 @@ void QpImpl::on_nicop_response(const wire::Packet& p, SendWqe& w, std::uint64_t 
   probes_unanswered_ = 0;
   nicop_tries_ = 0;
   on_ack(wire::psn_add(p.psn, -1), now);
-  if (wire::psn_lt(una_psn_, wire::psn_add(p.psn, 1))) una_psn_ = wire::psn_add(p.psn, 1);
+  advance_una(wire::psn_add(p.psn, 1));
   retry_left_ = retry_cnt_;
   retry_pending_ = false;
   if (p.nicop_status == wire::kNicOpParked) {

@@ -120,6 +120,7 @@ class QpImpl {
   int query(ibv_qp_attr& attr) const;
   ibv_qp_state state() const;
   std::string error_reason() const;
+  std::string debug_state() const;
   int post_send(ibv_send_wr* wr, ibv_send_wr** bad);
   int post_recv(ibv_recv_wr* wr, ibv_recv_wr** bad);
   int post_nic_op(const NicOpWr& wr);
@@ -138,6 +139,7 @@ class QpImpl {
   bool transmit_next(std::uint64_t now);
   void send_request_packet(SendWqe& w, std::uint32_t idx);
   void on_ack(std::uint32_t psn, std::uint64_t now);
+  bool advance_una(std::uint32_t to);
   void on_response(const wire::Packet& p, std::uint64_t now);
   void on_read_response(const wire::Packet& p, SendWqe& w, std::uint64_t now);
   void go_back(std::uint32_t psn, bool count_retry, bool rnr, std::uint64_t now);

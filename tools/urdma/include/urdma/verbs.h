@@ -215,6 +215,8 @@ class Qp {
   ibv_qp_state state() const;
   // Why the QP entered ERROR ("" if it did not): e.g. "remote access error (NAK 0x62) for RDMA READ wr_id 7".
   std::string error_reason() const;
+  // Transport state in one line (PSNs, queues, timers), for diagnosing a stall.
+  std::string debug_state() const;
   // ibv_post_send: IBV_WR_SEND, SEND_WITH_IMM, RDMA_WRITE, RDMA_WRITE_WITH_IMM,
   // RDMA_READ, ATOMIC_CMP_AND_SWP, ATOMIC_FETCH_AND_ADD; IBV_SEND_SIGNALED,
   // IBV_SEND_INLINE, IBV_SEND_FENCE, IBV_SEND_SOLICITED.  Returns 0 or an errno
