@@ -21,6 +21,9 @@ namespace {
 
 constexpr std::uint64_t kMaxSleepNs = 100'000'000;
 constexpr std::size_t kRxBurst = 64;
+// An application thread that called progress() this recently is taken to be
+// polling still: the engine thread does not wake for every packet meanwhile.
+constexpr std::uint64_t kAppPollGraceNs = 1'000'000;
 
 [[maybe_unused]] std::uint64_t thread_cpu_ns() {
   timespec ts{};
@@ -72,6 +75,9 @@ Engine::Engine(std::string name, std::unique_ptr<PacketIo> io, std::uint64_t spi
   ev.events = EPOLLIN;
   ev.data.fd = wake_fd_.get();
   epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev);
+  wake_epoll_fd_ = fastpath::UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!wake_epoll_fd_) throw std::runtime_error(std::string("urdma: epoll: ") + std::strerror(errno));
+  epoll_ctl(wake_epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev);
   if (io_->poll_fd() >= 0) {
     ev.data.fd = io_->poll_fd();
     epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, io_->poll_fd(), &ev);
@@ -313,16 +319,29 @@ bool Engine::pass(std::uint64_t now, std::uint64_t& next_deadline) {
   nicop_housekeeping(now, next_deadline);
   bool did = n > 0;
   for (auto& [qpn, qp] : qps_) did |= qp->service(now, next_deadline);
+  io_->flush();
   return did;
 }
 
-void Engine::sleep_until(std::uint64_t deadline) {
+bool Engine::progress(bool polling) {
+  std::unique_lock lk(pass_mu_, std::try_to_lock);
+  if (!lk.owns_lock()) return false;
+  const std::uint64_t now = now_ns();
+  std::uint64_t next = now + kMaxSleepNs;
+  pass(now, next);
+  lk.unlock();
+  if (polling) last_app_progress_.store(now, std::memory_order_relaxed);
+  if (next <= now) wake();  // more to send than one pass moves: the engine thread goes on
+  return true;
+}
+
+void Engine::sleep_until(std::uint64_t deadline, bool on_io) {
   const std::uint64_t now = now_ns();
   if (deadline <= now) return;
   const std::uint64_t wait = std::min(deadline - now, kMaxSleepNs);
   timespec ts{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
   epoll_event evs[2];
-  const int n = epoll_pwait2(epoll_fd_.get(), evs, 2, &ts, nullptr);
+  const int n = epoll_pwait2((on_io ? epoll_fd_ : wake_epoll_fd_).get(), evs, 2, &ts, nullptr);
   for (int i = 0; i < n; ++i) {
     if (evs[i].data.fd == wake_fd_.get()) {
       std::uint64_t v;
@@ -333,13 +352,18 @@ void Engine::sleep_until(std::uint64_t deadline) {
   }
 }
 
+bool Engine::locked_pass(std::uint64_t now, std::uint64_t& next_deadline) {
+  std::lock_guard lk(pass_mu_);
+  return pass(now, next_deadline);
+}
+
 void Engine::run() {
   const bool can_sleep_on_io = io_->poll_fd() >= 0;
   std::uint64_t last_work = now_ns();
   while (!stop_.load(std::memory_order_relaxed)) {
     std::uint64_t now = now_ns();
     std::uint64_t next = now + kMaxSleepNs;
-    if (pass(now, next)) {
+    if (locked_pass(now, next)) {
       last_work = now;
       continue;
     }
@@ -349,13 +373,20 @@ void Engine::run() {
     sleeping_.store(true);
     now = now_ns();
     next = now + kMaxSleepNs;
-    if (pass(now, next)) {
+    if (locked_pass(now, next)) {
       sleeping_.store(false);
       last_work = now;
       continue;
     }
-    // Without a descriptor to wake on, nap briefly so packets are still seen.
-    sleep_until(can_sleep_on_io ? next : std::min(next, now + 50'000));
+    // An application thread polling its CQ moves the packets (progress()):
+    // then do not wake for each one, only for timers and posts, and look
+    // again shortly in case it stopped polling.  Without a descriptor to wake
+    // on, nap briefly so packets are still seen.
+    const bool app_polls = now - last_app_progress_.load() < kAppPollGraceNs;
+    if (app_polls)
+      sleep_until(std::min(next, now + kAppPollGraceNs), false);
+    else
+      sleep_until(can_sleep_on_io ? next : std::min(next, now + 50'000), true);
     sleeping_.store(false);
     counters_.engine_wakeups.fetch_add(1, std::memory_order_relaxed);
     last_work = now_ns();  // spin a little after every wake-up: a burst usually follows
@@ -412,6 +443,10 @@ void Device::load_nic_op(std::uint32_t op_id, const std::string& path, const std
   engine_->load_nicop(op_id, path, section, timeout_ms);
 }
 
+void Device::progress() const {
+  engine_->progress(true);
+}
+
 void Device::unload_nic_op(std::uint32_t op_id) {
   engine_->unload_nicop(op_id);
 }
@@ -424,7 +459,7 @@ std::unique_ptr<Cq> Device::create_cq(int cqe) {
   if (cqe < 1 || cqe > engine_->attr().max_cqe)
     throw std::invalid_argument("urdma: create_cq: " + std::to_string(cqe) + " entries; the device allows 1.." +
                                 std::to_string(engine_->attr().max_cqe));
-  return std::unique_ptr<Cq>(new Cq(std::make_unique<CqImpl>(cqe)));
+  return std::unique_ptr<Cq>(new Cq(std::make_unique<CqImpl>(cqe), *engine_));
 }
 
 Pd::~Pd() = default;
@@ -459,13 +494,16 @@ Mr::~Mr() {
   engine_.remove_mr(key_);
 }
 
-Cq::Cq(std::unique_ptr<CqImpl> impl) : impl_(std::move(impl)) {}
+Cq::Cq(std::unique_ptr<CqImpl> impl, Engine& engine) : impl_(std::move(impl)), engine_(engine) {}
 Cq::~Cq() = default;
 int Cq::poll(int n, ibv_wc* wc) {
+  if (const int got = impl_->poll(n, wc)) return got;
+  engine_.progress(true);
   return impl_->poll(n, wc);
 }
 void Cq::req_notify() {
   impl_->req_notify();
+  engine_.app_sleeps();
 }
 int Cq::fd() const {
   return impl_->fd();

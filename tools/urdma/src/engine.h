@@ -90,6 +90,27 @@ class Engine {
 
   // Wakes the engine thread if it sleeps (after a post).
   void wake();
+  // An application thread lends the engine its CPU: one pass (receive, run
+  // the QPs' timers, transmit) unless a pass is already running elsewhere.
+  // Called when a CQ poll finds nothing and after a post, so a thread that
+  // polls its CQ moves packets itself, with no hand-over to the engine thread
+  // (a context switch costs more than the whole pass on a small VM).  While
+  // application threads poll, the engine thread stops waking on every packet
+  // and only covers timers and gaps.  Returns false if another thread held
+  // the pass.
+  // polling: the caller polls in a loop (a CQ poll, Device::progress), as
+  // opposed to a one-off after a post.
+  bool progress(bool polling);
+  // An application thread is about to sleep on a CQ event: the engine thread
+  // must wake on packets again.
+  void app_sleeps() {
+    last_app_progress_.store(0);  // seq_cst, against sleeping_ (Dekker)
+    wake();
+  }
+  // After a post: progress() here, or wake the engine thread if that could not run.
+  void kick() {
+    if (!progress(false)) wake();
+  }
   // Engine thread only: builds the packet (addresses, source port, ICRC) and sends it.
   void transmit(wire::Packet& p, std::uint32_t dst_ip, std::uint32_t src_qpn);
 
@@ -104,8 +125,10 @@ class Engine {
  private:
   void run();
   bool pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
+  bool locked_pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
   void receive(const RxPacket& rx);
-  void sleep_until(std::uint64_t deadline_ns);
+  // on_io: also wake when packets arrive (else only on wake() and the deadline).
+  void sleep_until(std::uint64_t deadline_ns, bool on_io);
   void nicop_housekeeping(std::uint64_t now, std::uint64_t& next_deadline);
 
   std::string name_;
@@ -131,8 +154,10 @@ class Engine {
   std::vector<std::uint32_t> dead_qps_;
   std::atomic<bool> inbox_nonempty_{false};
 
-  fastpath::UniqueFd wake_fd_, epoll_fd_;
+  fastpath::UniqueFd wake_fd_, epoll_fd_, wake_epoll_fd_;
   std::atomic<bool> sleeping_{false};
+  std::mutex pass_mu_;  // one pass at a time: the engine thread's or an application thread's
+  std::atomic<std::uint64_t> last_app_progress_{0};
   std::atomic<bool> stop_{false};
   std::vector<std::uint8_t> tx_buf_;
   std::vector<RxPacket> rx_;

@@ -51,6 +51,7 @@ constexpr std::uint64_t kArpRetryNs = 100'000'000;  // at most one ARP request p
 constexpr std::uint16_t kRingSize = 256;            // RX/TX descriptors
 constexpr unsigned kPoolSize = 1023;                // mbufs per port (2^n - 1 suits the ring)
 constexpr std::uint16_t kRxBurst = 64;
+constexpr std::size_t kTxBatch = 32;  // frames per rte_eth_tx_burst
 // TPACKET_V2 puts a received frame 66 bytes into its slot (tpacket_rcv:
 // TPACKET_ALIGN(52 + 16) - 14) and transmits at most framesz - 32 bytes.
 constexpr int kAfPacketRxOverhead = 66, kAfPacketTxOverhead = 32;
@@ -425,7 +426,9 @@ struct Neighbour {
 class DpdkIo final : public PacketIo {
  public:
   DpdkIo(const IoSpec& spec, std::uint32_t ip, int mtu);
+  ~DpdkIo() override;
   bool send(std::span<const std::uint8_t> p) override;
+  void flush() override;
   std::size_t recv_burst(std::vector<RxPacket>& out, std::size_t max) override;
   int poll_fd() const override { return wake_fd_.get(); }
   void ack_poll_fd() override;
@@ -455,6 +458,10 @@ class DpdkIo final : public PacketIo {
   std::vector<std::vector<std::uint8_t>> rx_store_;  // what the last recv_burst returned
   std::size_t rx_used_ = 0;
   std::vector<std::uint8_t> linear_;  // a multi-segment frame, copied flat
+  // Frames waiting for flush(): one rte_eth_tx_burst for many (net_af_packet
+  // makes one sendto() system call per burst).
+  std::array<rte_mbuf*, kTxBatch> txq_{};
+  std::uint16_t txn_ = 0;
   Counters c_;
 };
 
@@ -518,10 +525,23 @@ bool DpdkIo::transmit(const Mac& dst, std::uint16_t ethertype, std::span<const s
   std::memcpy(f + 6, mac_.data(), 6);
   put16(f + 12, ethertype);
   std::memcpy(f + kEth, payload.data(), payload.size());
-  if (rte_eth_tx_burst(port_->id(), 0, &m, 1) == 1) return true;
-  rte_pktmbuf_free(m);
-  ++c_.tx_ring_full;
-  return false;
+  txq_[txn_++] = m;
+  if (txn_ == txq_.size()) flush();
+  return true;
+}
+
+void DpdkIo::flush() {
+  if (txn_ == 0) return;
+  const std::uint16_t sent = rte_eth_tx_burst(port_->id(), 0, txq_.data(), txn_);
+  for (std::uint16_t i = sent; i < txn_; ++i) {
+    rte_pktmbuf_free(txq_[i]);  // lost, as on a full NIC ring: retransmission recovers
+    ++c_.tx_ring_full;
+  }
+  txn_ = 0;
+}
+
+DpdkIo::~DpdkIo() {
+  flush();
 }
 
 bool DpdkIo::send(std::span<const std::uint8_t> p) {
@@ -652,6 +672,7 @@ std::size_t DpdkIo::recv_burst(std::vector<RxPacket>& out, std::size_t max) {
     if (f) on_frame(f, m->pkt_len, out);
     rte_pktmbuf_free(m);
   }
+  flush();  // ARP replies, and what waited for a MAC just learned
   return out.size() - before;
 }
 

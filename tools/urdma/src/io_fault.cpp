@@ -24,6 +24,7 @@ class FaultIo final : public PacketIo {
   FaultIo(std::unique_ptr<PacketIo> inner, const Faults& f) : inner_(std::move(inner)), f_(f), rng_(f.seed) {}
 
   bool send(std::span<const std::uint8_t> p) override { return inner_->send(p); }
+  void flush() override { inner_->flush(); }
   std::size_t recv_burst(std::vector<RxPacket>& out, std::size_t max) override;
   int poll_fd() const override { return inner_->poll_fd(); }
   void ack_poll_fd() override { inner_->ack_poll_fd(); }

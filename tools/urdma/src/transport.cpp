@@ -460,7 +460,7 @@ int QpImpl::post_send(ibv_send_wr* wr, ibv_send_wr** bad) {
       sq_.push_back(std::move(w));
     }
   }
-  engine_.wake();
+  engine_.kick();
   return 0;
 }
 
@@ -526,7 +526,7 @@ int QpImpl::post_nic_op(const NicOpWr& wr) {
     }
     sq_.push_back(std::move(w));
   }
-  engine_.wake();
+  engine_.kick();
   return 0;
 }
 

@@ -429,11 +429,12 @@ std::chrono::milliseconds timeout_of(const Options& o) {
 }
 
 // Spins until *p == want (the peer's RDMA WRITE landed), or gives up.
-void wait_for_byte(std::uint8_t* p, std::uint8_t want, const Qp& qp, StallWatch& watch,
+void wait_for_byte(std::uint8_t* p, std::uint8_t want, const Device& dev, const Qp& qp, StallWatch& watch,
                    const std::function<std::string()>& what) {
   std::atomic_ref<std::uint8_t> byte(*p);
   watch.restart();
   for (unsigned spins = 1; byte.load(std::memory_order_acquire) != want; ++spins) {
+    dev.progress();  // the peer's WRITE lands without waking the engine thread
     spin_pause(spins);
     if ((spins & 4095) != 0) continue;
     if (qp.state() == IBV_QPS_ERR) throw std::runtime_error("QP went to ERROR: " + qp.error_reason());
@@ -458,7 +459,7 @@ LatResult run_write_lat(Resources& r, const Options& o, const KeyMsg& peer, std:
   while (scnt < iters || rcnt < iters || ccnt < iters) {
     if (rcnt < iters && !(scnt == 0 && !o.client())) {
       ++rcnt;
-      wait_for_byte(poll_byte, static_cast<std::uint8_t>(rcnt), *r.qp, watch, [&] {
+      wait_for_byte(poll_byte, static_cast<std::uint8_t>(rcnt), *r.dev, *r.qp, watch, [&] {
         return "the peer's RDMA WRITE #" + std::to_string(rcnt) + " (" + std::to_string(size) + " bytes)";
       });
     }

@@ -15,7 +15,8 @@
 //   fault wrapper over any back-end: drops, duplicates, reorders and corrupts
 //         received packets with a seeded generator (tests).
 //
-// Threading: only the engine thread calls send/recv_burst/poll_fd.
+// Threading: one engine pass at a time calls send/flush/recv_burst (the
+// engine thread or an application thread lending itself, never both at once).
 #pragma once
 
 #include <netinet/in.h>
@@ -43,7 +44,11 @@ class PacketIo {
   // Sends one IPv4 packet (header included) to its destination address.
   // Returns false if it could not be sent now (no ARP entry yet, ring full):
   // the transport treats that as a loss and its retransmission recovers.
+  // A back-end may hold packets back to send them in one burst at flush().
   virtual bool send(std::span<const std::uint8_t> ip_packet) = 0;
+  // Sends whatever send() held back; the engine calls it at the end of every
+  // pass, so nothing waits longer than one pass.
+  virtual void flush() {}
   // Appends up to max received IPv4 packets addressed to this device (UDP port
   // 4791 only; other traffic is dropped or handled, e.g. ARP) and returns the
   // count.  Never blocks.

@@ -116,6 +116,11 @@ class Device {
   const ibv_device_attr& attr() const;
   DeviceStats stats() const;
 
+  // Lends the calling thread to the device for one pass (receive, timers,
+  // transmit), as a CQ poll that finds nothing does.  For a loop that spins
+  // on memory the peer writes (ib_write_lat) instead of on a CQ: call it in
+  // the loop and packets move without waking the engine thread.
+  void progress() const;
   std::unique_ptr<Pd> alloc_pd();
   // cqe: capacity.  A CQ overrun puts the QPs using it into ERROR.
   std::unique_ptr<Cq> create_cq(int cqe);
@@ -178,7 +183,10 @@ class CqImpl;
 class Cq {
  public:
   ~Cq();
-  // Up to n completions, oldest first; returns how many (0 when empty).
+  // Up to n completions, oldest first; returns how many (0 when empty).  A
+  // poll that finds the CQ empty lends the calling thread to the device for
+  // one pass (see Engine::progress): a thread that spins on poll() moves its
+  // own packets, as the kernel does for rxe inside the system call.
   int poll(int n, ibv_wc* wc);
   // Arms the CQ: the next completion added makes fd() readable (once).
   void req_notify();
@@ -195,8 +203,9 @@ class Cq {
 
  private:
   friend class Device;
-  explicit Cq(std::unique_ptr<CqImpl> impl);
+  Cq(std::unique_ptr<CqImpl> impl, Engine& engine);
   std::unique_ptr<CqImpl> impl_;
+  Engine& engine_;
 };
 
 class QpImpl;
