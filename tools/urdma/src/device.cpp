@@ -47,6 +47,23 @@ std::uint64_t now_ns() {
   return std::uint64_t(ts.tv_sec) * 1'000'000'000 + std::uint64_t(ts.tv_nsec);
 }
 
+// CLOCK_MONOTONIC_COARSE: read from the vDSO page on every clock source, up
+// to one tick behind CLOCK_MONOTONIC.
+std::uint64_t coarse_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::uint64_t(ts.tv_sec) * 1'000'000'000 + std::uint64_t(ts.tv_nsec);
+}
+
+std::uint64_t coarse_tick_ns() {
+  static const std::uint64_t tick = [] {
+    timespec ts{};
+    clock_getres(CLOCK_MONOTONIC_COARSE, &ts);
+    return std::uint64_t(ts.tv_sec) * 1'000'000'000 + std::uint64_t(ts.tv_nsec);
+  }();
+  return tick;
+}
+
 // ---------------------------------------------------------------- engine
 
 Engine::Engine(std::string name, std::unique_ptr<PacketIo> io, std::uint64_t spin_ns)
@@ -267,6 +284,7 @@ void Engine::nicop_housekeeping(std::uint64_t now, std::uint64_t& next_deadline)
 }
 
 void Engine::wake() {
+  work_hint_.store(true);  // for a thread in progress(): a full pass, not the quick look
   if (sleeping_.exchange(false)) {
     const std::uint64_t one = 1;
     [[maybe_unused]] auto r = ::write(wake_fd_.get(), &one, sizeof one);
@@ -282,7 +300,7 @@ void Engine::transmit(wire::Packet& p, std::uint32_t dst_ip, std::uint32_t src_q
   counters_.tx_packets.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Engine::receive(const RxPacket& rx) {
+void Engine::receive(const RxPacket& rx, std::uint64_t now) {
   wire::Packet p;
   const wire::ParseError e = wire::parse(std::span<const std::uint8_t>(rx.data, rx.len), p);
   switch (e) {
@@ -308,29 +326,42 @@ void Engine::receive(const RxPacket& rx) {
     return;
   }
   counters_.rx_packets.fetch_add(1, std::memory_order_relaxed);
-  it->second->on_packet(p);
+  it->second->on_packet(p, now);
 }
 
 bool Engine::pass(std::uint64_t now, std::uint64_t& next_deadline) {
-  std::shared_lock lk(qp_mu_);
   rx_.clear();
-  const std::size_t n = io_->recv_burst(rx_, kRxBurst);
-  for (const RxPacket& rx : rx_) receive(rx);
+  return process(io_->recv_burst(rx_, kRxBurst), now, next_deadline);
+}
+
+bool Engine::process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline) {
+  work_hint_.store(false);
+  std::shared_lock lk(qp_mu_);
+  for (const RxPacket& rx : rx_) receive(rx, now);
   nicop_housekeeping(now, next_deadline);
   bool did = n > 0;
   for (auto& [qpn, qp] : qps_) did |= qp->service(now, next_deadline);
   io_->flush();
+  next_deadline_ = next_deadline;
   return did;
 }
 
 bool Engine::progress(bool polling) {
   std::unique_lock lk(pass_mu_, std::try_to_lock);
   if (!lk.owns_lock()) return false;
+  const std::uint64_t coarse = coarse_now_ns();
+  if (polling) last_app_progress_.store(coarse, std::memory_order_relaxed);
+  rx_.clear();
+  const std::size_t n = io_->recv_burst(rx_, kRxBurst);
+  // Nothing arrived, nothing was posted, no timer is due: done, without
+  // reading the precise clock (a system call where the clock source has no
+  // vDSO, as under QEMU TCG, and this runs on every empty CQ poll).
+  if (n == 0 && !work_hint_.load() && !inbox_nonempty_.load() && coarse + coarse_tick_ns() < next_deadline_)
+    return true;
   const std::uint64_t now = now_ns();
   std::uint64_t next = now + kMaxSleepNs;
-  pass(now, next);
+  process(n, now, next);
   lk.unlock();
-  if (polling) last_app_progress_.store(now, std::memory_order_relaxed);
   if (next <= now) wake();  // more to send than one pass moves: the engine thread goes on
   return true;
 }
@@ -357,10 +388,24 @@ bool Engine::locked_pass(std::uint64_t now, std::uint64_t& next_deadline) {
   return pass(now, next_deadline);
 }
 
+// True while an application thread polls (progress() within the grace
+// period): it moves the packets and runs the timers, the engine thread stays
+// out of its way.
+bool Engine::app_polls() const {
+  const std::uint64_t last = last_app_progress_.load();
+  return last != 0 && coarse_now_ns() < last + kAppPollGraceNs;
+}
+
 void Engine::run() {
   const bool can_sleep_on_io = io_->poll_fd() >= 0;
   std::uint64_t last_work = now_ns();
   while (!stop_.load(std::memory_order_relaxed)) {
+    if (app_polls()) {
+      sleeping_.store(true);
+      if (app_polls()) sleep_until(now_ns() + kAppPollGraceNs, false);  // app_sleeps() wakes it
+      sleeping_.store(false);
+      continue;
+    }
     std::uint64_t now = now_ns();
     std::uint64_t next = now + kMaxSleepNs;
     if (locked_pass(now, next)) {
@@ -378,15 +423,8 @@ void Engine::run() {
       last_work = now;
       continue;
     }
-    // An application thread polling its CQ moves the packets (progress()):
-    // then do not wake for each one, only for timers and posts, and look
-    // again shortly in case it stopped polling.  Without a descriptor to wake
-    // on, nap briefly so packets are still seen.
-    const bool app_polls = now - last_app_progress_.load() < kAppPollGraceNs;
-    if (app_polls)
-      sleep_until(std::min(next, now + kAppPollGraceNs), false);
-    else
-      sleep_until(can_sleep_on_io ? next : std::min(next, now + 50'000), true);
+    // Without a descriptor to wake on, nap briefly so packets are still seen.
+    sleep_until(can_sleep_on_io ? next : std::min(next, now + 50'000), true);
     sleeping_.store(false);
     counters_.engine_wakeups.fetch_add(1, std::memory_order_relaxed);
     last_work = now_ns();  // spin a little after every wake-up: a burst usually follows

@@ -109,6 +109,7 @@ class Engine {
   }
   // After a post: progress() here, or wake the engine thread if that could not run.
   void kick() {
+    work_hint_.store(true);
     if (!progress(false)) wake();
   }
   // Engine thread only: builds the packet (addresses, source port, ICRC) and sends it.
@@ -126,7 +127,10 @@ class Engine {
   void run();
   bool pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
   bool locked_pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
-  void receive(const RxPacket& rx);
+  bool app_polls() const;
+  void receive(const RxPacket& rx, std::uint64_t now);
+  // The part of a pass after recv_burst filled rx_ (n packets).
+  bool process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline);
   // on_io: also wake when packets arrive (else only on wake() and the deadline).
   void sleep_until(std::uint64_t deadline_ns, bool on_io);
   void nicop_housekeeping(std::uint64_t now, std::uint64_t& next_deadline);
@@ -157,7 +161,9 @@ class Engine {
   fastpath::UniqueFd wake_fd_, epoll_fd_, wake_epoll_fd_;
   std::atomic<bool> sleeping_{false};
   std::mutex pass_mu_;  // one pass at a time: the engine thread's or an application thread's
-  std::atomic<std::uint64_t> last_app_progress_{0};
+  std::atomic<std::uint64_t> last_app_progress_{0};  // coarse clock; 0: no application thread polls
+  std::atomic<bool> work_hint_{false};               // posted or woken since the last full pass
+  std::uint64_t next_deadline_ = 0;                  // of the last full pass (under pass_mu_)
   std::atomic<bool> stop_{false};
   std::vector<std::uint8_t> tx_buf_;
   std::vector<RxPacket> rx_;
@@ -168,5 +174,7 @@ class Engine {
 };
 
 std::uint64_t now_ns();
+std::uint64_t coarse_now_ns();
+std::uint64_t coarse_tick_ns();
 
 }  // namespace urdma

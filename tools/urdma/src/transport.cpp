@@ -1356,13 +1356,13 @@ bool QpImpl::drain_responses(int budget) {
 
 // ---------------------------------------------------------------- engine entry points
 
-void QpImpl::on_packet(const wire::Packet& p) {
+void QpImpl::on_packet(const wire::Packet& p, std::uint64_t now) {
   std::lock_guard lk(mu_);
   if (p.src_ip != remote_ip_) return;  // RC: only from the connected peer (rxe checks the same)
   if (wire::op_info(p.opcode).request)
     on_request(p);
   else
-    on_response(p, now_ns());
+    on_response(p, now);
 }
 
 bool QpImpl::service(std::uint64_t now, std::uint64_t& next_deadline) {

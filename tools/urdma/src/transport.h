@@ -128,7 +128,7 @@ class QpImpl {
   // Engine thread.
   // A parked NIC-operation request (PSN psn) got its answer.
   void deliver_nicop_answer(std::uint32_t psn, std::uint32_t status, std::uint64_t result);
-  void on_packet(const wire::Packet& p);
+  void on_packet(const wire::Packet& p, std::uint64_t now);
   // Transmits what is due (bounded burst); returns true if it did any work and
   // lowers next_deadline to this QP's next timer.
   bool service(std::uint64_t now, std::uint64_t& next_deadline);
