@@ -222,6 +222,11 @@ bool Engine::nicop_loaded(std::uint32_t op_id) {
   return nicops_.loaded(op_id);
 }
 
+bool Engine::nicop_has_state(std::uint32_t qpn) {
+  std::lock_guard lk(nicop_mu_);
+  return nicops_.has_state(qpn);
+}
+
 bool Engine::run_nicop(const NicOpRequest& r, std::uint32_t park_limit, std::vector<NicOpAnswer>& out) {
   std::lock_guard lk(nicop_mu_);
   nicops_.set_park_limit(r.qpn, park_limit);
@@ -439,6 +444,8 @@ std::unique_ptr<Device> Device::open(const std::string& name, const std::string&
   const auto spin_us = s.get_int("spin_us", Engine::kDefaultSpinNs / 1000, 0, 10'000'000);
   std::unique_ptr<Device> d(new Device());  // private constructor: make_unique cannot reach it
   d->engine_ = std::make_unique<Engine>(name, std::move(io), static_cast<std::uint64_t>(spin_us) * 1000);
+  const auto keepalive_ms = s.get_int("keepalive_ms", Engine::kDefaultKeepAliveNs / 1'000'000, 0, 3'600'000);
+  d->set_nic_op_keepalive(static_cast<std::uint32_t>(keepalive_ms));
   return d;
 }
 
@@ -479,6 +486,10 @@ ibv_gid Device::gid() const {
 void Device::load_nic_op(std::uint32_t op_id, const std::string& path, const std::string& section,
                          std::uint32_t timeout_ms) {
   engine_->load_nicop(op_id, path, section, timeout_ms);
+}
+
+void Device::set_nic_op_keepalive(std::uint32_t ms) {
+  engine_->set_keepalive_ns(std::uint64_t{ms} * 1'000'000);
 }
 
 void Device::progress() const {

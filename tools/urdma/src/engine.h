@@ -79,6 +79,13 @@ class Engine {
   void load_nicop(std::uint32_t op_id, const std::string& path, const std::string& section, std::uint32_t timeout_ms);
   void unload_nicop(std::uint32_t op_id);
   bool nicop_loaded(std::uint32_t op_id);
+  // Whether qpn holds NIC-operation state (a hold or a parked request).
+  bool nicop_has_state(std::uint32_t qpn);
+  // A QP with NIC-operation state whose peer has been silent this long
+  // probes it (0: never); see QpImpl::keep_alive.
+  void set_keepalive_ns(std::uint64_t ns) { keepalive_ns_.store(ns); }
+  std::uint64_t keepalive_ns() const { return keepalive_ns_.load(std::memory_order_relaxed); }
+  static constexpr std::uint64_t kDefaultKeepAliveNs = 500'000'000;
   // Engine thread, inside a QP's lock: runs a request; answers for other
   // requests (woken waiters) must go through defer_answers.
   bool run_nicop(const NicOpRequest& r, std::uint32_t park_limit, std::vector<NicOpAnswer>& out);
@@ -162,8 +169,9 @@ class Engine {
   std::atomic<bool> sleeping_{false};
   std::mutex pass_mu_;  // one pass at a time: the engine thread's or an application thread's
   std::atomic<std::uint64_t> last_app_progress_{0};  // coarse clock; 0: no application thread polls
-  std::atomic<bool> work_hint_{false};               // posted or woken since the last full pass
-  std::uint64_t next_deadline_ = 0;                  // of the last full pass (under pass_mu_)
+  std::atomic<bool> work_hint_{false};
+  std::atomic<std::uint64_t> keepalive_ns_{kDefaultKeepAliveNs};  // posted or woken since the last full pass
+  std::uint64_t next_deadline_ = 0;                               // of the last full pass (under pass_mu_)
   std::atomic<bool> stop_{false};
   std::vector<std::uint8_t> tx_buf_;
   std::vector<RxPacket> rx_;

@@ -58,7 +58,8 @@ void parse_keys(const std::string& spec, std::size_t pos, IoSpec& out) {
 
 // Keys each back-end understands; a typo (mut=9000) must not pass silently.
 void check_keys(const IoSpec& s) {
-  static const std::set<std::string> common = {"mtu", "drop", "dup", "reorder", "corrupt", "seed", "spin_us"};
+  static const std::set<std::string> common = {"mtu",     "drop", "dup",     "reorder",
+                                               "corrupt", "seed", "spin_us", "keepalive_ms"};
   static const std::set<std::string> udp = {"ip"};
   static const std::set<std::string> dpdk = {"ip", "iface", "dev", "eal"};
   const auto& own = s.backend == "udp" ? udp : dpdk;

@@ -639,6 +639,9 @@ NicOpRuntime::~NicOpRuntime() = default;
 
 void NicOpRuntime::load(std::uint32_t op_id, const std::string& path, const std::string& section,
                         std::uint64_t timeout_ns) {
+  if (op_id == kNicOpKeepAliveId)
+    throw std::runtime_error("nicop: operation id " + std::to_string(op_id) +
+                             " is reserved for the transport's keep-alive; pick another");
   if (auto it = impl_->ops.find(op_id); it != impl_->ops.end())
     throw std::runtime_error("nicop: operation " + std::to_string(op_id) + " is already loaded (from " +
                              it->second.path + "); unload it first");
@@ -846,6 +849,12 @@ void NicOpRuntime::forget_region(const std::uint8_t* region, std::vector<NicOpAn
 std::size_t NicOpRuntime::parked(std::uint32_t qpn) const {
   auto it = impl_->qps.find(qpn);
   return it == impl_->qps.end() ? 0 : it->second.parked;
+}
+
+bool NicOpRuntime::has_state(std::uint32_t qpn) const {
+  if (parked(qpn) > 0) return true;
+  const auto it = impl_->holds.lower_bound(HoldKey{qpn, 0, 0});
+  return it != impl_->holds.end() && std::get<0>(it->first) == qpn;
 }
 
 std::size_t NicOpRuntime::parked_total() const {

@@ -19,6 +19,10 @@
 
 namespace urdma {
 
+// NIC-operation id the transport uses for keep-alive probes: answered by the
+// responder's transport at once, never by a program; cannot be loaded.
+constexpr std::uint32_t kNicOpKeepAliveId = 0xffffffff;
+
 // A request, after the engine checked rkey, rights, bounds and alignment.
 struct NicOpRequest {
   std::uint64_t token = 0;  // the transport's name for it (QP number << 24 | PSN)
@@ -97,6 +101,8 @@ class NicOpRuntime {
   std::uint64_t next_deadline() const;
 
   std::size_t parked(std::uint32_t qpn) const;
+  // Whether qpn holds anything (nicop_hold) or has requests parked.
+  bool has_state(std::uint32_t qpn) const;
   std::size_t parked_total() const;
 
  private:

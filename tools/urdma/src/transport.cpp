@@ -335,6 +335,8 @@ void QpImpl::reset_queues() {
   retry_pending_ = nak_sent_ = false;
   probe_at_ = 0;
   probes_unanswered_ = nicop_tries_ = 0;
+  keepalive_out_ = false;
+  last_rx_ = keepalive_check_ = 0;
   in_msg_ = InMsg::kNone;
 }
 
@@ -373,7 +375,7 @@ void QpImpl::note_dead() {
 void QpImpl::flush_all() {
   // The WQE that failed (if any) was already completed with its own status.
   for (SendWqe& w : sq_) {
-    push_error(send_cq_, w.wr_id, IBV_WC_WR_FLUSH_ERR, wc_opcode_of(w.opcode));
+    if (!w.internal) push_error(send_cq_, w.wr_id, IBV_WC_WR_FLUSH_ERR, wc_opcode_of(w.opcode));
   }
   for (RecvWqe& r : rq_) {
     push_error(recv_cq_, r.wr_id, IBV_WC_WR_FLUSH_ERR, IBV_WC_RECV);
@@ -671,7 +673,7 @@ void QpImpl::go_back(std::uint32_t psn, bool count_retry, bool rnr, std::uint64_
       const ibv_wc_status st = rnr ? IBV_WC_RNR_RETRY_EXC_ERR : IBV_WC_RETRY_EXC_ERR;
       if (!sq_.empty()) {
         SendWqe& w = sq_.front();
-        push_error(send_cq_, w.wr_id, st, wc_opcode_of(w.opcode));
+        if (!w.internal) push_error(send_cq_, w.wr_id, st, wc_opcode_of(w.opcode));
         const std::string what = std::string(wr_name(w.opcode)) + " wr_id " + std::to_string(w.wr_id);
         sq_.pop_front();
         enter_error(rnr ? "RNR retry count exceeded for " + what + " (the peer posted no receive)"
@@ -691,10 +693,14 @@ void QpImpl::go_back(std::uint32_t psn, bool count_retry, bool rnr, std::uint64_
       // A peer that does not know NIC operations (rxe) drops them silently:
       // do not retry one forever even with retry_cnt 7.
       if (w.is_nicop() && count_retry && !rnr && ++nicop_tries_ > 7) {
-        push_error(send_cq_, w.wr_id, IBV_WC_RETRY_EXC_ERR, URDMA_WC_NIC_OP);
-        const std::string why = "no answer to NIC operation " + std::to_string(w.op_id) +
-                                " after 7 retransmissions: the peer does not support NIC operations "
-                                "(rxe drops opcode 0xc0) or is gone";
+        if (!w.internal) push_error(send_cq_, w.wr_id, IBV_WC_RETRY_EXC_ERR, URDMA_WC_NIC_OP);
+        const std::string why =
+            w.internal ? "the peer is gone: silent for " + std::to_string(engine_.keepalive_ns() / 1'000'000) +
+                             " ms and no answer to 8 keep-alive probes (process killed, link down); what this QP "
+                             "held through NIC operations is released"
+                       : "no answer to NIC operation " + std::to_string(w.op_id) +
+                             " after 7 retransmissions: the peer does not support NIC operations "
+                             "(rxe drops opcode 0xc0) or is gone";
         sq_.erase(sq_.begin() + static_cast<std::ptrdiff_t>(i));
         enter_error(why);
         return;
@@ -712,7 +718,9 @@ void QpImpl::go_back(std::uint32_t psn, bool count_retry, bool rnr, std::uint64_
 void QpImpl::complete_front() {
   while (!sq_.empty() && sq_.front().done) {
     SendWqe& w = sq_.front();
-    if (w.signaled || w.status != IBV_WC_SUCCESS) {
+    if (w.internal) {
+      keepalive_out_ = false;
+    } else if (w.signaled || w.status != IBV_WC_SUCCESS) {
       ibv_wc wc{};
       wc.wr_id = w.wr_id;
       wc.status = w.status;
@@ -853,7 +861,7 @@ void QpImpl::on_response(const wire::Packet& p, std::uint64_t now) {
       on_ack(wire::psn_add(p.psn, -1), now);
       SendWqe* w = find_wqe(p.psn);
       if (w == nullptr) return;
-      push_error(send_cq_, w->wr_id, status_of_nak(syn), wc_opcode_of(w->opcode));
+      if (!w->internal) push_error(send_cq_, w->wr_id, status_of_nak(syn), wc_opcode_of(w->opcode));
       const std::string what = std::string(nak_name(syn)) + " (NAK " + hex(syn) + ") from the peer for " +
                                wr_name(w->opcode) + " wr_id " + std::to_string(w->wr_id);
       // Drop it from the queue so the flush does not report it twice.
@@ -935,6 +943,26 @@ void QpImpl::probe_parked(std::uint64_t now) {
   }
   send_request_packet(*oldest, 0);
   probe_at_ = now + std::max<std::uint64_t>(4 * timeout_ns(), 100'000'000);
+}
+
+// A QP holding NIC-operation state (at the responder: a lock granted to the
+// peer, a request of the peer parked) must learn when the peer dies, or the
+// lock is never released: a killed process sends nothing more.  After
+// keepalive_ns of silence it sends a keep-alive NIC operation, which the
+// peer's transport answers at once; unanswered through the retries, the QP
+// enters ERROR (go_back), and the engine releases what it held.
+void QpImpl::keep_alive(std::uint64_t now) {
+  const std::uint64_t every = engine_.keepalive_ns();
+  if (every == 0 || keepalive_out_ || max_rd_atomic_ == 0 || now < keepalive_check_) return;
+  keepalive_check_ = now + every / 4;
+  if (last_rx_ == 0) last_rx_ = now;  // silence counts from the first look
+  if (now - last_rx_ < every || !engine_.nicop_has_state(qpn_)) return;
+  SendWqe w;
+  w.opcode = IBV_WR_DRIVER1;
+  w.internal = true;
+  w.op_id = kNicOpKeepAliveId;
+  sq_.push_back(std::move(w));
+  keepalive_out_ = true;
 }
 
 // ---------------------------------------------------------------- responder
@@ -1137,6 +1165,14 @@ bool QpImpl::on_atomic(const wire::Packet& p) {
 }
 
 bool QpImpl::on_nicop(const wire::Packet& p) {
+  if (p.op_id == kNicOpKeepAliveId) {  // the peer asks whether we are alive: yes
+    RespItem ri;
+    ri.kind = RespItem::kNicOpAck;
+    ri.psn = p.psn;
+    resp_.push_back(ri);
+    epsn_ = wire::psn_add(p.psn, 1);
+    return true;
+  }
   if (max_dest_rd_atomic_ == 0) {
     fatal_nak(wire::kNakInvalidReq, p.psn, "NIC operation to a QP with max_dest_rd_atomic 0");
     return false;
@@ -1232,6 +1268,13 @@ void QpImpl::on_duplicate(const wire::Packet& p) {
     return;  // not found: dropped, as rxe
   }
   if (p.opcode == wire::kNicOpRequest) {
+    if (p.op_id == kNicOpKeepAliveId) {  // nothing was run: answer again
+      RespItem ri;
+      ri.kind = RespItem::kNicOpAck;
+      ri.psn = p.psn;
+      resp_.push_back(ri);
+      return;
+    }
     for (const Resource& r : resources_) {
       if (r.nicop && r.first_psn == p.psn) {
         RespItem ri;
@@ -1359,6 +1402,7 @@ bool QpImpl::drain_responses(int budget) {
 void QpImpl::on_packet(const wire::Packet& p, std::uint64_t now) {
   std::lock_guard lk(mu_);
   if (p.src_ip != remote_ip_) return;  // RC: only from the connected peer (rxe checks the same)
+  last_rx_ = now;
   if (wire::op_info(p.opcode).request)
     on_request(p);
   else
@@ -1375,6 +1419,7 @@ bool QpImpl::service(std::uint64_t now, std::uint64_t& next_deadline) {
       go_back(una_psn_, true, false, now);
       did = true;
     }
+    keep_alive(now);
     for (int i = 0; i < kBurst && transmit_next(now); ++i) did = true;
     if (probe_at_ && now >= probe_at_) probe_parked(now);
     if (probe_at_) next_deadline = std::min(next_deadline, probe_at_);

@@ -64,7 +64,8 @@ struct SendWqe {
   // NIC operation (opcode IBV_WR_DRIVER1): object length, operation, arguments.
   std::uint32_t op_id = 0, obj_len = 0;
   std::uint64_t arg0 = 0, arg1 = 0;
-  bool parked = false;  // the responder accepted it and will answer later
+  bool parked = false;    // the responder accepted it and will answer later
+  bool internal = false;  // the transport's own (keep-alive): never completed to a CQ
   // Transmission state.
   bool started = false, done = false;
   std::uint32_t first_psn = 0, last_psn = 0, npkts = 0;
@@ -157,6 +158,7 @@ class QpImpl {
   bool on_nicop(const wire::Packet& p);
   void on_nicop_response(const wire::Packet& p, SendWqe& w, std::uint64_t now);
   void probe_parked(std::uint64_t now);
+  void keep_alive(std::uint64_t now);
   void queue_ack(std::uint32_t psn);
   void send_nak(std::uint8_t syndrome, std::uint32_t psn);
   void fatal_nak(std::uint8_t syndrome, std::uint32_t psn, const std::string& why);
@@ -208,7 +210,10 @@ class QpImpl {
   bool retry_pending_ = false;  // a retransmission was asked for by a NAK: once per ACK
   std::uint64_t probe_at_ = 0;  // next probe of a parked NIC op (0: none parked)
   unsigned probes_unanswered_ = 0;
-  unsigned nicop_tries_ = 0;  // retransmissions of a NIC op never acknowledged
+  unsigned nicop_tries_ = 0;           // retransmissions of a NIC op never acknowledged
+  std::uint64_t last_rx_ = 0;          // when the peer was last heard from
+  std::uint64_t keepalive_check_ = 0;  // next look at whether to probe it
+  bool keepalive_out_ = false;         // a keep-alive probe is in the send queue
 
   // Responder state.
   std::uint32_t epsn_ = 0, msn_ = 0;

@@ -152,6 +152,12 @@ TEST_F(NicOpTest, LoadsVoltChaseAndProbeWithTheJit) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("already loaded"), std::string::npos) << e.what();
   }
+  try {
+    rt.load(kNicOpKeepAliveId, prog("volt"), "nicop");
+    FAIL() << "the keep-alive's id was loaded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("reserved for the transport's keep-alive"), std::string::npos) << e.what();
+  }
 }
 
 std::string load_error(const std::string& path, const std::string& section = "nicop") {

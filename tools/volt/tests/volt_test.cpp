@@ -183,6 +183,29 @@ TEST(Volt, HolderDeathGrantsNextWithInterrupted) {
   s->lock(2).release(0);
 }
 
+// A holder's process is killed (kill -9): nothing tells the target, whose QP
+// stays up.  The keep-alive finds the silent peer dead (urdma's transport,
+// at the target), the QP enters ERROR and the next waiter is granted, told so.
+TEST(Volt, SilentHolderDeathFoundByKeepAlive) {
+  Rig rig(true);
+  rig.target->dev().set_nic_op_keepalive(100);
+  auto s = rig.session(Kind::kVolt, 2);
+  s->lock(0).acquire(0, Mode::kExclusive);
+  std::atomic<int> order{0};
+  Pending next(*s, 1, 0, Mode::kExclusive, order);
+  std::this_thread::sleep_for(250ms);  // longer than the keep-alive: a live holder's probes are answered
+  EXPECT_FALSE(next.done.load()) << "the lock was taken from a live holder";
+  const auto t0 = std::chrono::steady_clock::now();
+  s->vanish_client(0);
+  next.join();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  ASSERT_EQ(next.error, "");
+  EXPECT_TRUE(next.grant.interrupted) << "the new holder was not told that the last one died";
+  EXPECT_LT(took.count(), 5000) << "keep-alive 100 ms + 8 probes at the 67 ms timeout should take about 0.7 s";
+  std::printf("# holder found dead %lld ms after it vanished\n", static_cast<long long>(took.count()));
+  s->lock(1).release(0);
+}
+
 // A waiter's connection dies: it leaves the queue and is never granted; the
 // waiter behind it gets the lock, with OK.
 TEST(Volt, WaiterDeathIsNeverGranted) {

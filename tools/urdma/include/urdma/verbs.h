@@ -95,6 +95,7 @@ class Device {
   // common keys: mtu=BYTES (link MTU, default 1500 -> active_mtu 1024),
   //   drop=P, dup=P, reorder=P, corrupt=P, seed=N   (fault injection on receive, P in [0,1])
   //   spin_us=N   how long the engine polls after its last work before it sleeps (default 0)
+  //   keepalive_ms=N  see set_nic_op_keepalive (default 500)
   // Throws std::runtime_error whose message names the cause and the fix
   // (interface missing, no permission for a raw socket, address in use, ...).
   static std::unique_ptr<Device> open(const std::string& name, const std::string& spec);
@@ -121,6 +122,14 @@ class Device {
   // on memory the peer writes (ib_write_lat) instead of on a CQ: call it in
   // the loop and packets move without waking the engine thread.
   void progress() const;
+  // A QP that holds NIC-operation state (a lock held, a request parked) and
+  // has heard nothing from its peer for `ms` probes the peer (a NIC
+  // operation its transport answers); a peer that stays silent through the
+  // QP's retries (at most 7, whatever retry_cnt says) is dead: the QP enters
+  // ERROR and what it held is released (VOLT: the next waiter is granted,
+  // told LOCK_INTERRUPTED).  A killed process never says goodbye; this is
+  // how the NIC finds out.  0 turns it off.
+  void set_nic_op_keepalive(std::uint32_t ms);
   std::unique_ptr<Pd> alloc_pd();
   // cqe: capacity.  A CQ overrun puts the QPs using it into ERROR.
   std::unique_ptr<Cq> create_cq(int cqe);

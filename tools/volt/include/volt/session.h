@@ -126,6 +126,9 @@ class LockSession {
   // Client i's connection dies: its QP at the client and the target's QP
   // for it are destroyed (VOLT then frees what it held, drops what it waited for).
   void kill_client(std::uint32_t i);
+  // Client i's process is killed: its QP is gone and nobody tells the
+  // target, whose QP stays up until urdma's keep-alive finds the peer dead.
+  void vanish_client(std::uint32_t i) { clients_.kill(i); }
 
  private:
   TargetSession target_;
