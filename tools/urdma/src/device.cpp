@@ -355,7 +355,10 @@ bool Engine::progress(bool polling) {
   std::unique_lock lk(pass_mu_, std::try_to_lock);
   if (!lk.owns_lock()) return false;
   const std::uint64_t coarse = coarse_now_ns();
-  if (polling) last_app_progress_.store(coarse, std::memory_order_relaxed);
+  if (polling) {
+    app_polls_.fetch_add(1, std::memory_order_relaxed);
+    if (!app_polling_.load(std::memory_order_relaxed)) app_polling_.store(true);
+  }
   rx_.clear();
   const std::size_t n = io_->recv_burst(rx_, kRxBurst);
   // Nothing arrived, nothing was posted, no timer is due: done, without
@@ -393,22 +396,19 @@ bool Engine::locked_pass(std::uint64_t now, std::uint64_t& next_deadline) {
   return pass(now, next_deadline);
 }
 
-// True while an application thread polls (progress() within the grace
-// period): it moves the packets and runs the timers, the engine thread stays
-// out of its way.
-bool Engine::app_polls() const {
-  const std::uint64_t last = last_app_progress_.load();
-  return last != 0 && coarse_now_ns() < last + kAppPollGraceNs;
-}
-
 void Engine::run() {
   const bool can_sleep_on_io = io_->poll_fd() >= 0;
   std::uint64_t last_work = now_ns();
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (app_polls()) {
+    // While an application thread polls it moves the packets and runs the
+    // timers: stay out of its way, and look again after the grace period
+    // whether it still polls (it may have stopped without a word).
+    if (app_polling_.load()) {
+      const std::uint64_t polls = app_polls_.load(std::memory_order_relaxed);
       sleeping_.store(true);
-      if (app_polls()) sleep_until(now_ns() + kAppPollGraceNs, false);  // app_sleeps() wakes it
+      if (app_polling_.load()) sleep_until(now_ns() + kAppPollGraceNs, false);  // app_sleeps() wakes it
       sleeping_.store(false);
+      if (app_polls_.load(std::memory_order_relaxed) == polls) app_polling_.store(false);
       continue;
     }
     std::uint64_t now = now_ns();
@@ -547,7 +547,10 @@ Cq::Cq(std::unique_ptr<CqImpl> impl, Engine& engine) : impl_(std::move(impl)), e
 Cq::~Cq() = default;
 int Cq::poll(int n, ibv_wc* wc) {
   if (const int got = impl_->poll(n, wc)) return got;
-  engine_.progress(true);
+  // A poll of an armed CQ is the last look before the thread sleeps on its
+  // event, not a polling loop: it moves packets but leaves the engine thread
+  // awake to them.
+  engine_.progress(!impl_->armed());
   return impl_->poll(n, wc);
 }
 void Cq::req_notify() {

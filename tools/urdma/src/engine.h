@@ -111,7 +111,7 @@ class Engine {
   // An application thread is about to sleep on a CQ event: the engine thread
   // must wake on packets again.
   void app_sleeps() {
-    last_app_progress_.store(0);  // seq_cst, against sleeping_ (Dekker)
+    app_polling_.store(false);  // seq_cst, against sleeping_ (Dekker)
     wake();
   }
   // After a post: progress() here, or wake the engine thread if that could not run.
@@ -134,7 +134,6 @@ class Engine {
   void run();
   bool pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
   bool locked_pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
-  bool app_polls() const;
   void receive(const RxPacket& rx, std::uint64_t now);
   // The part of a pass after recv_burst filled rx_ (n packets).
   bool process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline);
@@ -167,8 +166,9 @@ class Engine {
 
   fastpath::UniqueFd wake_fd_, epoll_fd_, wake_epoll_fd_;
   std::atomic<bool> sleeping_{false};
-  std::mutex pass_mu_;  // one pass at a time: the engine thread's or an application thread's
-  std::atomic<std::uint64_t> last_app_progress_{0};  // coarse clock; 0: no application thread polls
+  std::mutex pass_mu_;                       // one pass at a time: the engine thread's or an application thread's
+  std::atomic<bool> app_polling_{false};     // an application thread polls (progress(true))
+  std::atomic<std::uint64_t> app_polls_{0};  // its polls, to see whether it still does
   std::atomic<bool> work_hint_{false};
   std::atomic<std::uint64_t> keepalive_ns_{kDefaultKeepAliveNs};  // posted or woken since the last full pass
   std::uint64_t next_deadline_ = 0;                               // of the last full pass (under pass_mu_)

@@ -27,6 +27,10 @@ class CqImpl {
   bool push(const ibv_wc& wc);
   int poll(int n, ibv_wc* wc);
   void req_notify();
+  bool armed() {
+    std::lock_guard lk(mu_);
+    return armed_;
+  }
   int fd() const { return event_fd_.get(); }
   bool get_event(int timeout_ms);
 
