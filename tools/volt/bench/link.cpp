@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "tcp.h"
+#include "urdma/packet_io.h"
 #include "volt/thread_cpu.h"
 
 namespace volt::bench {
@@ -22,13 +23,18 @@ class TargetHost {
     cfg.data_size = std::max<std::uint32_t>(8, p.data_size);
     cfg.volt_object = p.volt_object;
     logged_ = p.arrival_log;
-    if (logged_ && p.backend.find("spin_us") != std::string::npos)
-      std::cerr << "volt-bench: note: the target's spin_us does not apply with the arrival log (urdma's "
-                   "Device::open over a given packet I/O takes no spin setting: its engine spins 50 us); "
-                   "--no-fifo-check opens it from its spec"
-                << std::endl;
-    auto dev = logged_ ? urdma::Device::open(kTargetDevice, tap_arrivals(urdma::open_packet_io(p.backend), log_))
-                       : urdma::Device::open(kTargetDevice, p.backend);
+    // With the arrival log the device is opened over a wrapped packet I/O:
+    // the spec's engine keys are applied by hand.
+    std::unique_ptr<urdma::Device> dev;
+    if (logged_) {
+      const urdma::IoSpec spec = urdma::IoSpec::parse(p.backend);
+      dev = urdma::Device::open(kTargetDevice, tap_arrivals(urdma::open_packet_io(p.backend), log_),
+                                static_cast<std::uint32_t>(spec.get_int("spin_us", 0, 0, 10'000'000)));
+      if (spec.keys.count("keepalive_ms"))
+        dev->set_nic_op_keepalive(static_cast<std::uint32_t>(spec.get_int("keepalive_ms", 500, 0, 3'600'000)));
+    } else {
+      dev = urdma::Device::open(kTargetDevice, p.backend);
+    }
     target_ = std::make_unique<Target>(std::move(dev), cfg);
   }
   ~TargetHost() {
