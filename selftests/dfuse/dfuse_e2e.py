@@ -14,6 +14,7 @@ Output is TAP.
 """
 import mmap
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -223,6 +224,16 @@ def check_baseline_is_stale(_):
         c.stop()
 
 
+def check_fpinfo_reports_leases(_):
+    """fpinfo's "dfuse leases" row comes from a probe: on this kernel it says
+    the kernel offers lease mode at FUSE_INIT (on the host it says not)."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools/fpinfo/tests/check_fpinfo.py"),
+                        os.path.join(ROOT, "build/tools/fpinfo/fpinfo"), "--expect", "offered"],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise AssertionError((r.stdout + r.stderr).strip())
+
+
 def check_killed_writer(_):
     """kill -9 of the node holding the write lease: B proceeds after the
     TTL and finds what A had fsync'ed."""
@@ -273,7 +284,8 @@ def check_service_restart(_):
 SHARED = [check_buffered_write_then_read, check_mmap_write_then_read,
           check_appends_interleave, check_truncate_and_size,
           check_rename_unlink, check_posix_basics]
-OWN = [check_baseline_is_stale, check_killed_writer, check_service_restart]
+OWN = [check_baseline_is_stale, check_killed_writer, check_service_restart,
+       check_fpinfo_reports_leases]
 
 
 def main():
