@@ -8,6 +8,7 @@
 //   $ rubble-client --head 127.0.0.1:7000 --tail 127.0.0.1:7002 get user1
 //   hello
 //   $ rubble-client --chain 127.0.0.1:7001 get user1      # any member: follows the view
+//   $ rubble-client --chain 127.0.0.1:7000,127.0.0.1:7001 put user1 x  # any live one of several
 //   hello
 //   $ rubble-client --tail 127.0.0.1:7002 scan user 10
 //   user1 hello
@@ -78,10 +79,15 @@ int main(int argc, char** argv) {
   std::string head = "127.0.0.1:7000", tail = "127.0.0.1:7002", key, value, addr;
   app.add_option("--head", head, "the chain's head (writes)")->capture_default_str();
   app.add_option("--tail", tail, "the chain's tail (reads)")->capture_default_str();
-  std::string chain;
+  std::vector<std::string> chain;
   app.add_option("--chain", chain,
-                 "any member of the chain: follow its view to the head and the tail, retrying while it re-forms "
-                 "(instead of --head and --tail)");
+                 "members of the chain (comma-separated or repeated; any live one will do): follow the chain's view "
+                 "to the head and the tail, retrying while it re-forms (instead of --head and --tail)")
+      ->delimiter(',');
+  double retry_s = 10;
+  app.add_option("--retry-for", retry_s, "with --chain: give up after this many seconds without a head or tail")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
   auto* put = app.add_subcommand("put", "write KEY = VALUE; returns once the tail has it");
   put->add_option("key", key, "key")->required();
   put->add_option("value", value, "value")->required();
@@ -113,7 +119,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, static_cast<int>(fastpath::rubble::kMaxWriteOps)));
   if (int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
 
-  auto c = chain.empty() ? fastpath::rubble::ChainClient(head, tail) : fastpath::rubble::ChainClient::follow({chain});
+  auto c = chain.empty() ? fastpath::rubble::ChainClient(head, tail)
+                         : fastpath::rubble::ChainClient::follow(
+                               chain, std::chrono::milliseconds(static_cast<std::int64_t>(retry_s * 1000)));
   std::uint64_t seq = 0;
   if (*put) {
     if (auto st = c.put(key, value, &seq); !st.ok()) return fail(st);

@@ -2,6 +2,7 @@
 #include "client.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <thread>
 
 #include "downstream.h"
@@ -125,10 +126,26 @@ bool reforming(grpc::StatusCode code) {
 
 template <class Call>
 grpc::Status ChainClient::retry(bool write, Call call) {
-  const auto deadline = std::chrono::steady_clock::now() + retry_for_;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + retry_for_;
   for (int attempt = 0;; ++attempt) {
     auto st = call(write ? *head_ : *tail_);
-    if (st.ok() || !follow_ || !reforming(st.error_code()) || std::chrono::steady_clock::now() >= deadline) return st;
+    if (st.ok() || !follow_ || !reforming(st.error_code())) return st;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      // Say what was tried and what to do, not only gRPC's last word.
+      std::string known;
+      for (const auto& s : seeds_) known += (known.empty() ? "" : ", ") + s;
+      const auto secs =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count() /
+          1000.0;
+      char took[32];
+      std::snprintf(took, sizeof took, "%.1f", secs);
+      return grpc::Status(st.error_code(),
+                          std::string("no ") + (write ? "head" : "tail") + " of the chain answered for " + took +
+                              " s (members known: " + known + "; last: " + (write ? head_addr_ : tail_addr_) + ": " +
+                              describe(st) +
+                              "). If those nodes are down, name a live member (rubble-client --chain A,B,C)");
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(20 * (attempt + 1), 200)));
     refresh();
   }
