@@ -1358,23 +1358,18 @@ bool QpImpl::drain_responses(int budget) {
     p.dest_qp = dest_qpn_;
     p.msn = msn_;
     p.syndrome = wire::kAethCreditsUnlimited;
-    if (it.kind == RespItem::kAck) {
-      p.opcode = wire::kAck;
-      p.psn = it.psn;
-      p.syndrome = it.syndrome;
-      engine_.transmit(p, remote_ip_, qpn_);
-      resp_.pop_front();
-    } else if (it.kind == RespItem::kNicOpAck) {
-      p.opcode = wire::kNicOpResponse;
+    if (it.kind != RespItem::kRead) {  // one packet: ACK/NAK, atomic ACK, NIC-operation answer
       p.psn = it.psn;
       p.orig = it.orig;
-      p.nicop_status = it.status;
-      engine_.transmit(p, remote_ip_, qpn_);
-      resp_.pop_front();
-    } else if (it.kind == RespItem::kAtomicAck) {
-      p.opcode = wire::kAtomicAck;
-      p.psn = it.psn;
-      p.orig = it.orig;
+      if (it.kind == RespItem::kAck) {
+        p.opcode = wire::kAck;
+        p.syndrome = it.syndrome;
+      } else if (it.kind == RespItem::kNicOpAck) {
+        p.opcode = wire::kNicOpResponse;
+        p.nicop_status = it.status;
+      } else {
+        p.opcode = wire::kAtomicAck;
+      }
       engine_.transmit(p, remote_ip_, qpn_);
       resp_.pop_front();
     } else {
