@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "common.h"
 
+#include <cstdio>
+
+#include "fastpath/cli.h"
+
 #include "fastpath/report.h"
 
 #include <arpa/inet.h>
@@ -402,6 +406,18 @@ void linger(const Device& dev, std::chrono::milliseconds quiet, std::chrono::mil
 std::uint32_t random_psn() {
   static std::mt19937 gen(std::random_device{}());
   return gen() & 0xffffff;
+}
+
+int tool_main(const char* tool, CLI::App& app, int argc, char** argv, const std::function<void()>& body) {
+  if (const int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
+  try {
+    body();
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fastpath::cli::error(tool, e.what());
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace urdma::tools

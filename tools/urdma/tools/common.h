@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 
+#include <CLI/CLI.hpp>
+
 #include "fastpath/unique_fd.h"
 #include "urdma/verbs.h"
 
@@ -164,5 +166,9 @@ void linger(const Device& dev, std::chrono::milliseconds quiet, std::chrono::mil
 
 // A random 24-bit PSN (lrand48() & 0xffffff in the C tools).
 std::uint32_t random_psn();
+
+// A tool's main(): parses argv into app, then runs body; an exception
+// becomes "tool: error: what" on stderr (after stdout is flushed) and exit 1.
+int tool_main(const char* tool, CLI::App& app, int argc, char** argv, const std::function<void()>& body);
 
 }  // namespace urdma::tools

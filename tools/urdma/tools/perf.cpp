@@ -735,14 +735,8 @@ int main(int argc, char** argv) {
   CLI::App app{"urdma-perf: perftest's latency and bandwidth tests on urdma, a peer of ib_*_lat/ib_*_bw"};
   Options o;
   add_options(app, o);
-  if (const int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
-  try {
+  return urdma::tools::tool_main(kTool, app, argc, argv, [&] {
     apply_defaults(o);
     run(o);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    fastpath::cli::error(kTool, e.what());
-    return 1;
-  }
-  return 0;
+  });
 }

@@ -341,14 +341,8 @@ int main(int argc, char** argv) {
   CLI::App app{"urdma-pingpong: ibv_rc_pingpong's SEND ping-pong on urdma (a peer of ibv_rc_pingpong)"};
   Options o;
   add_options(app, o);
-  if (const int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
-  try {
+  return urdma::tools::tool_main(kTool, app, argc, argv, [&] {
     validate(o);
     run(o);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    fastpath::cli::error(kTool, e.what());
-    return 1;
-  }
-  return 0;
+  });
 }
