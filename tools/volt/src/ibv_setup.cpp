@@ -52,37 +52,8 @@ IbvQp::IbvQp(IbvDevice& dev, int depth)
 }
 
 void IbvQp::connect(const IbvDevice& dev, const QpAddr& peer, std::uint32_t my_psn, const ConnectParams& p) {
-  ibv_qp_attr a{};
-  a.qp_state = IBV_QPS_INIT;
-  a.port_num = 1;
-  a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC;
-  modify(qp.get(), a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS, "INIT");
-  a = {};
-  a.qp_state = IBV_QPS_RTR;
-  a.path_mtu = IBV_MTU_1024;
-  a.dest_qp_num = peer.qpn;
-  a.rq_psn = peer.psn;
-  a.max_dest_rd_atomic = p.rd_atomic;
-  a.min_rnr_timer = 1;
-  a.ah_attr.is_global = 1;
-  a.ah_attr.grh.dgid = peer.gid;
-  a.ah_attr.grh.sgid_index = static_cast<std::uint8_t>(dev.gid_index());
-  a.ah_attr.grh.hop_limit = 64;
-  a.ah_attr.port_num = 1;
-  modify(qp.get(), a,
-         IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
-             IBV_QP_MIN_RNR_TIMER,
-         "RTR");
-  a = {};
-  a.qp_state = IBV_QPS_RTS;
-  a.sq_psn = my_psn;
-  a.timeout = p.timeout;
-  a.retry_cnt = p.retry_cnt;
-  a.rnr_retry = p.rnr_retry;
-  a.max_rd_atomic = p.rd_atomic;
-  modify(qp.get(), a,
-         IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC,
-         "RTS");
+  connect_steps([&](ibv_qp_attr& a, int mask, const char* state) { modify(qp.get(), a, mask, state); }, peer, my_psn, p,
+                static_cast<std::uint8_t>(dev.gid_index()));
 }
 
 IbvTarget::IbvTarget(IbvDevice& dev, std::uint64_t locks, std::uint32_t data_size)

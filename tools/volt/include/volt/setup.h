@@ -56,6 +56,44 @@ struct ConnectParams {
   std::uint8_t rd_atomic = 16;  // also the bound on parked NIC operations per QP
 };
 
+// The RESET -> INIT -> RTR -> RTS steps every connection here takes, on
+// urdma's QPs and on ibverbs' alike: step(attr, mask, "INIT"|"RTR"|"RTS")
+// applies one (attr is the step's own, ibv_modify_qp takes it non-const).
+template <class Step>
+void connect_steps(Step&& step, const QpAddr& peer, std::uint32_t my_psn, const ConnectParams& p,
+                   std::uint8_t sgid_index = 0) {
+  ibv_qp_attr a{};
+  a.qp_state = IBV_QPS_INIT;
+  a.port_num = 1;
+  a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC;
+  step(a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS, "INIT");
+  a = {};
+  a.qp_state = IBV_QPS_RTR;
+  a.path_mtu = IBV_MTU_1024;
+  a.dest_qp_num = peer.qpn;
+  a.rq_psn = peer.psn;
+  a.max_dest_rd_atomic = p.rd_atomic;
+  a.min_rnr_timer = 1;
+  a.ah_attr.is_global = 1;
+  a.ah_attr.grh.dgid = peer.gid;
+  a.ah_attr.grh.sgid_index = sgid_index;
+  a.ah_attr.grh.hop_limit = 64;
+  a.ah_attr.port_num = 1;
+  step(a,
+       IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
+           IBV_QP_MIN_RNR_TIMER,
+       "RTR");
+  a = {};
+  a.qp_state = IBV_QPS_RTS;
+  a.sq_psn = my_psn;
+  a.timeout = p.timeout;
+  a.retry_cnt = p.retry_cnt;
+  a.rnr_retry = p.rnr_retry;
+  a.max_rd_atomic = p.rd_atomic;
+  step(a, IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC,
+       "RTS");
+}
+
 // RESET -> INIT -> RTR -> RTS.  Throws std::runtime_error naming the step.
 void connect_qp(urdma::Qp& qp, const QpAddr& peer, std::uint32_t my_psn, const ConnectParams& p = {});
 
