@@ -334,9 +334,13 @@ void Engine::receive(const RxPacket& rx, std::uint64_t now) {
   it->second->on_packet(p, now);
 }
 
-bool Engine::pass(std::uint64_t now, std::uint64_t& next_deadline) {
+std::size_t Engine::receive_burst() {
   rx_.clear();
-  return process(io_->recv_burst(rx_, kRxBurst), now, next_deadline);
+  return io_->recv_burst(rx_, kRxBurst);
+}
+
+bool Engine::pass(std::uint64_t now, std::uint64_t& next_deadline) {
+  return process(receive_burst(), now, next_deadline);
 }
 
 bool Engine::process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline) {
@@ -359,8 +363,7 @@ bool Engine::progress(bool polling) {
     app_polls_.fetch_add(1, std::memory_order_relaxed);
     if (!app_polling_.load(std::memory_order_relaxed)) app_polling_.store(true);
   }
-  rx_.clear();
-  const std::size_t n = io_->recv_burst(rx_, kRxBurst);
+  const std::size_t n = receive_burst();
   // Nothing arrived, nothing was posted, no timer is due: done, without
   // reading the precise clock (a system call where the clock source has no
   // vDSO, as under QEMU TCG, and this runs on every empty CQ poll).

@@ -135,7 +135,9 @@ class Engine {
   bool pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
   bool locked_pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
   void receive(const RxPacket& rx, std::uint64_t now);
-  // The part of a pass after recv_burst filled rx_ (n packets).
+  // Fills rx_ from the packet I/O; returns how many.
+  std::size_t receive_burst();
+  // The part of a pass after receive_burst (n packets).
   bool process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline);
   // on_io: also wake when packets arrive (else only on wake() and the deadline).
   void sleep_until(std::uint64_t deadline_ns, bool on_io);

@@ -206,7 +206,7 @@ std::string QpImpl::debug_state() const {
   std::lock_guard lk(mu_);
   const std::uint64_t now = now_ns();
   auto ms = [now](std::uint64_t t) {
-    return t == 0 ? std::string("off") : std::to_string((std::int64_t)(t - now) / 1000000) + "ms";
+    return t == 0 ? std::string("off") : std::to_string(static_cast<std::int64_t>(t - now) / 1000000) + "ms";
   };
   std::string s = "qpn " + hex(qpn_) + " state " + std::to_string(state_) + " next_psn " + hex(next_psn_) + " una " +
                   hex(una_psn_) + " send_idx " + std::to_string(send_idx_) + "/" + std::to_string(sq_.size()) +

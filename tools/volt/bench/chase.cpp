@@ -38,7 +38,7 @@ struct Options {
   std::uint32_t iters = 2000;
   std::string target_backend = "udp:ip=127.19.1.1";
   std::string client_backend = "udp:ip=127.19.1.2";
-  std::string object = VOLT_DEFAULT_OBJECT;  // .../volt.bpf.o: chase.bpf.o sits next to it
+  std::string object = CHASE_DEFAULT_OBJECT;
   std::string json;
 };
 
@@ -67,9 +67,6 @@ int run(const Options& o) {
     if (d > CHASE_MAX_LINKS)
       throw std::invalid_argument("depth " + std::to_string(d) + " is more than the chase program follows (" +
                                   std::to_string(CHASE_MAX_LINKS) + ")");
-  std::string object = o.object;
-  if (const auto slash = object.rfind("volt.bpf.o"); slash != std::string::npos && slash + 10 == object.size())
-    object.replace(slash, 10, "chase.bpf.o");
 
   // The target: a region with a list of CHASE_MAX_LINKS + 1 nodes at random
   // places, the chase program loaded.  Its application does nothing more.
@@ -78,7 +75,7 @@ int run(const Options& o) {
   volt::Buffer region(kRegion);
   auto tmr = tpd->reg_mr(region.data(), region.size(),
                          IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | urdma::URDMA_ACCESS_NIC_OP);
-  tdev->load_nic_op(kChaseOp, object, "nicop", 0);
+  tdev->load_nic_op(kChaseOp, o.object, "nicop", 0);
   std::vector<std::uint64_t> slots;
   for (std::size_t off = CHASE_NODE_SIZE; off + CHASE_NODE_SIZE <= kRegion; off += 4096)
     slots.push_back(reinterpret_cast<std::uint64_t>(region.data() + off));
@@ -188,7 +185,7 @@ int main(int argc, char** argv) {
   app.add_option("--iters", o.iters, "measured chases per depth and method")->check(CLI::Range(10u, 10'000'000u));
   app.add_option("--target-backend", o.target_backend, "urdma back-end spec of the list's host")->capture_default_str();
   app.add_option("--client-backend", o.client_backend, "urdma back-end spec of the client")->capture_default_str();
-  app.add_option("--object", o.object, "the chase program's ELF (or volt.bpf.o next to it)")->capture_default_str();
+  app.add_option("--object", o.object, "the chase program's ELF (built from bpf/chase.bpf.c)")->capture_default_str();
   app.add_option("--json", o.json, "also write the figures as JSON to this file ('-' = stdout)");
   if (const int rc = fastpath::cli::parse(app, argc, argv); rc >= 0) return rc;
   try {
