@@ -12,12 +12,14 @@
 #   make selftests   build and install the kselftests without running them
 #   make host-test   unit tests (ctest) and pipeline tests on the host
 #   make vm-test     VM runner checks and all kselftests in the VM
+#   make bench       each system's benchmark, short (about 15 min on 2 cores; FULL=1: the
+#                    long runs README quotes), then build/bench/report.md with figures
 #   make shell       interactive shell in the VM
 #   make clean       remove build outputs (not linux/ or the kernel cache)
 
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
-.PHONY: all deps kernel tools bpf selftests host-test pipeline-test vm-test test demo shell clean
+.PHONY: all deps kernel tools bpf selftests host-test pipeline-test vm-test test demo bench shell clean
 
 BUILD ?= build
 V ?= 0
@@ -58,6 +60,9 @@ test: deps kernel tools host-test vm-test
 
 demo: deps kernel tools bpf
 	$(Q)scripts/demo
+
+bench: deps kernel tools bpf
+	$(Q)scripts/bench $(if $(filter 1,$(FULL)),--full,)
 
 shell: kernel
 	$(Q)mkdir -p $(BUILD)/vm

@@ -16,8 +16,9 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
+
+import bench_report
 
 LAT_COLS = ["t_min_usec", "t_max_usec", "t_typical_usec", "t_avg_usec", "t_stdev_usec", "p99_usec", "p99_9_usec"]
 BW_COLS = ["bw_peak_MBps", "bw_average_MBps", "msg_rate_mpps"]
@@ -186,60 +187,16 @@ def summary(runs):
 
 
 def plot(runs, prefix):
-    gp = shutil.which("gnuplot")
-    if not gp:
+    """PREFIX-latency.png and PREFIX-bandwidth.png: scripts/lib/bench_report.py
+    draws them (make bench's report draws the same figures from the JSON)."""
+    if not shutil.which("gnuplot"):
         print("urdma_bench: no gnuplot: no plots (install gnuplot-nox; scripts/install-deps.sh)", file=sys.stderr)
         return []
-    datadir = prefix + "-plotdata"
-    os.makedirs(datadir, exist_ok=True)
-    made = []
-    for kind, tests, ylabel, logy in (("latency", ["write_lat", "read_lat", "send_lat"], "t_typical (us)", True),
-                                      ("bandwidth", ["write_bw", "read_bw", "send_bw"], "average bandwidth (MiB/s)",
-                                       True)):
-        panels = []
-        for test in tests:
-            lines = []
-            for pair in PAIR_ORDER:
-                pts = sorted((r["size"], value(r, test)) for r in runs
-                             if r["pair"] == pair and r["test"] == test and value(r, test))  # >0 for log scale
-                if not pts:
-                    continue
-                fn = os.path.join(datadir, f"{pair}.{test}.dat")
-                with open(fn, "w") as f:
-                    for s, v in pts:
-                        f.write(f"{s} {v}\n")
-                lines.append(f"'{fn}' using 1:2 with linespoints title '{pair}'")
-            if lines:
-                panels.append((test, lines))
-        if not panels:
-            continue
-        atomic = ""
-        if kind == "latency":
-            at = [(r["pair"], value(r, "atomic_lat")) for r in runs
-                  if r["test"] == "atomic_lat" and value(r, "atomic_lat")]
-            if at:
-                atomic = "atomic_lat (8 B): " + ", ".join(f"{p} {v:.1f} us" for p, v in at)
-        out = f"{prefix}-{kind}.png"
-        script = [f"set terminal pngcairo noenhanced size {560 * len(panels)},480 font ',10'",
-                  f"set output '{out}'",
-                  f"set multiplot layout 1,{len(panels)} title \"urdma vs rxe in the VM: {kind} vs message size"
-                  + (f"\\n{atomic}" if atomic else "") + "\"",
-                  "set logscale x 2", "set xlabel 'message size (bytes)'",
-                  "set xtics ('2' 2, '16' 16, '128' 128, '1K' 1024, '8K' 8192, '64K' 65536, "
-                  "'1M' 1048576)",
-                  f"set ylabel '{ylabel}'", "set grid", "set key top left"]
-        if logy:
-            script.append("set logscale y")
-        for test, lines in panels:
-            script.append(f"set title '{test}'")
-            script.append("plot " + ", ".join(lines))
-        script.append("unset multiplot")
-        r = subprocess.run([gp], input="\n".join(script) + "\n", text=True, capture_output=True)
-        if r.returncode != 0:
-            print(f"urdma_bench: gnuplot failed for {out}: {r.stderr.strip()}", file=sys.stderr)
-            continue
-        made.append(out)
-    return made
+    try:
+        return [f for f, _ in bench_report.plot_urdma(runs, prefix, "urdma vs rxe in the VM")]
+    except bench_report.BenchError as e:
+        print(f"urdma_bench: {e}", file=sys.stderr)
+        return []
 
 
 def main():
