@@ -184,6 +184,8 @@ void Daemon::worker() {
       after_init();
       continue;
     }
+    // libfuse calls the operation on this thread, before returning.
+    Filesystem::note_request(buf.mem, buf.size);
     fuse_session_process_buf(se, &buf);
   }
   fuse_session_exit(se);
@@ -210,9 +212,15 @@ bool Daemon::on_init(const fuse_buf& buf) {
     device_.stop();
     return false;
   }
-  fs_.configure(config_for(d.mode));
+  FsConfig config = config_for(d.mode);
+  // Not in lease mode: the kernel's lease write path caches a write to a
+  // set-ID file, and under v2 its privilege removal sends no new mode; there
+  // the kernel clears the bits itself (fuse_setattr() without killpriv).
+  config.kill_suidgid = d.mode != Mode::kLease && offer->handle_killpriv_v2();
+  fs_.configure(config);
   InitAccept accept;
   accept.leases = d.mode == Mode::kLease;
+  accept.handle_killpriv_v2 = config.kill_suidgid;
   accept.direct_io_allow_mmap = fs_.config().direct_io && offer->direct_io_allow_mmap();
   device_.expect_init(in->unique, accept);
   details_ = "FUSE " + std::to_string(offer->major) + "." + std::to_string(offer->minor);

@@ -15,6 +15,10 @@ bool InitOffer::direct_io_allow_mmap() const {
   return (flags & kInitDirectIoAllowMmap) != 0;
 }
 
+bool InitOffer::handle_killpriv_v2() const {
+  return (flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
+}
+
 std::optional<InitOffer> parse_init_request(const void* buf, size_t len) {
   fuse_in_header in;
   // The 7.36+ fuse_init_in carries flags2; older kernels send a shorter body.
@@ -40,7 +44,9 @@ bool patch_init_out(void* body, size_t len, const InitAccept& accept) {
   uint64_t extra = 0;
   if (accept.leases) extra |= abi::kInitLeases;
   if (accept.direct_io_allow_mmap) extra |= kInitDirectIoAllowMmap;
-  if (extra != 0) {
+  if (accept.handle_killpriv_v2) extra |= FUSE_HANDLE_KILLPRIV_V2;
+  out.flags |= static_cast<uint32_t>(extra);
+  if ((extra >> 32) != 0) {
     out.flags |= FUSE_INIT_EXT;
     out.flags2 |= static_cast<uint32_t>(extra >> 32);
   }

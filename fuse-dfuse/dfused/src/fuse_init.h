@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 // FUSE_INIT as dfused sees it: what the kernel offers, and the bits dfused
 // adds to libfuse's reply. libfuse 3.14 builds the reply from the
-// capabilities it knows; DFUSE's lease bit (and upstream's
-// FUSE_DIRECT_IO_ALLOW_MMAP, newer than libfuse 3.14) are unknown to it, so
-// dfused's custom writev sets them in fuse_init_out.flags2 on the way out.
+// capabilities it knows; DFUSE's lease bit, FUSE_HANDLE_KILLPRIV_V2 and
+// upstream's FUSE_DIRECT_IO_ALLOW_MMAP (newer than libfuse 3.14) are unknown
+// to it, so dfused's custom writev sets them in fuse_init_out on the way out.
 #pragma once
 
 #include <sys/uio.h>
@@ -26,6 +26,7 @@ struct InitOffer {
   uint64_t flags = 0;  // flags | flags2 << 32 (flags2 only with FUSE_INIT_EXT)
   bool leases() const;
   bool direct_io_allow_mmap() const;
+  bool handle_killpriv_v2() const;
 };
 
 // Parses a FUSE_INIT request (fuse_in_header + fuse_init_in); nullopt when
@@ -36,7 +37,11 @@ std::optional<InitOffer> parse_init_request(const void* buf, size_t len);
 struct InitAccept {
   bool leases = false;
   bool direct_io_allow_mmap = false;
-  bool any() const { return leases || direct_io_allow_mmap; }
+  // FUSE_HANDLE_KILLPRIV_V2 (7.33, unknown to libfuse 3.14): the kernel
+  // marks WRITE, SETATTR, OPEN and CREATE whose caller lacks CAP_FSETID, and
+  // dfused clears the set-user-ID and set-group-ID bits itself.
+  bool handle_killpriv_v2 = false;
+  bool any() const { return leases || direct_io_allow_mmap || handle_killpriv_v2; }
 };
 
 // Sets the accepted bits in a reply body (fuse_init_out, `len` bytes as

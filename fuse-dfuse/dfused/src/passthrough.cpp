@@ -3,12 +3,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -41,7 +43,36 @@ FsConfig config_for(Mode mode) {
   return c;
 }
 
+bool request_kills_suidgid(const void* buf, size_t len) {
+  fuse_in_header in;
+  if (len < sizeof(in)) return false;
+  std::memcpy(&in, buf, sizeof(in));
+  const char* arg = static_cast<const char*>(buf) + sizeof(in);
+  const size_t arg_len = len - sizeof(in);
+  // Reads one field of the request's argument, or 0 if the body is shorter.
+  auto field = [&](size_t offset) -> uint32_t {
+    uint32_t v = 0;
+    if (arg_len >= offset + sizeof(v)) std::memcpy(&v, arg + offset, sizeof(v));
+    return v;
+  };
+  switch (in.opcode) {
+    case FUSE_WRITE:
+      return field(offsetof(fuse_write_in, write_flags)) & FUSE_WRITE_KILL_SUIDGID;
+    case FUSE_SETATTR:
+      return field(offsetof(fuse_setattr_in, valid)) & FATTR_KILL_SUIDGID;
+    case FUSE_OPEN:
+      return field(offsetof(fuse_open_in, open_flags)) & FUSE_OPEN_KILL_SUIDGID;
+    case FUSE_CREATE:
+      return field(offsetof(fuse_create_in, open_flags)) & FUSE_OPEN_KILL_SUIDGID;
+    default:
+      return false;
+  }
+}
+
 namespace {
+
+// request_kills_suidgid() of the request this thread is serving.
+thread_local bool t_kill_suidgid = false;
 
 Filesystem& fs(fuse_req_t req) {
   return *static_cast<SessionContext*>(fuse_req_userdata(req))->fs;
@@ -205,6 +236,10 @@ const fuse_lowlevel_ops& Filesystem::ops() {
   return kOps;
 }
 
+void Filesystem::note_request(const void* buf, size_t len) {
+  t_kill_suidgid = request_kills_suidgid(buf, len);
+}
+
 Filesystem::Filesystem(InodeTable& inodes, LeaseBridge* leases)
     : inodes_(inodes),
       leases_(leases),
@@ -216,7 +251,10 @@ Filesystem::Filesystem(InodeTable& inodes, LeaseBridge* leases)
 void Filesystem::init(fuse_conn_info* conn) {
   // Requests must arrive in memory: dfused reads the opcode of each one.
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-  // Let the kernel clear suid/sgid on writes: the daemon writes as root.
+  // The daemon writes as root, so the backend never clears suid/sgid by
+  // itself: the kernel does it (SETATTR of the mode), or, with
+  // FUSE_HANDLE_KILLPRIV_V2 (kill_suidgid), marks the requests for dfused.
+  // Never v1, which would leave the whole job to dfused without saying when.
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   if (config_.writeback) {
     if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
@@ -277,6 +315,36 @@ void Filesystem::chown_new(fuse_req_t req, Inode& dir, int fd, const char* name)
   if (res == -1) logf("chown of new file %s to uid %u: %s", name, ctx->uid, std::strerror(errno));
 }
 
+bool Filesystem::caller_in_group(fuse_req_t req, gid_t gid) const {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  // Root stands for CAP_FSETID here: the kernel marks every chown, whoever
+  // calls it.
+  if (ctx->uid == 0 || ctx->gid == gid) return true;
+  std::vector<gid_t> groups(32);
+  int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+  if (n > static_cast<int>(groups.size())) {
+    groups.resize(static_cast<size_t>(n));
+    n = fuse_req_getgroups(req, n, groups.data());
+  }
+  for (int i = 0; i < n && i < static_cast<int>(groups.size()); ++i)
+    if (groups[static_cast<size_t>(i)] == gid) return true;
+  return false;
+}
+
+int Filesystem::kill_suidgid(fuse_req_t req, const Inode& inode, int fd) {
+  if (!config_.kill_suidgid || !t_kill_suidgid) return 0;
+  struct stat st {};
+  if ((fd >= 0 ? fstat(fd, &st) : fstatat(inode.fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) == -1)
+    return errno;
+  if (!S_ISREG(st.st_mode)) return 0;
+  const mode_t mode = st.st_mode & 07777;
+  mode_t kill = mode & S_ISUID;
+  if ((mode & S_ISGID) && ((mode & S_IXGRP) || !caller_in_group(req, st.st_gid))) kill |= S_ISGID;
+  if (kill == 0) return 0;
+  const int res = fd >= 0 ? fchmod(fd, mode & ~kill) : chmod(proc_path(inode).c_str(), mode & ~kill);
+  return res == -1 ? errno : 0;
+}
+
 ino_t Filesystem::ino_of(Inode& dir, const char* name) const {
   struct stat st {};
   return fstatat(dir.fd.get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_ino : 0;
@@ -309,6 +377,8 @@ void Filesystem::setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int 
   Inode& inode = inodes_.get(ino);
   const int fh = fi ? static_cast<int>(fi->fh) : -1;
   const std::string path = proc_path(inode);
+  // Before a chown, whose check is against the file's old group.
+  if (const int err = kill_suidgid(req, inode, fh); err != 0) return (void)fuse_reply_err(req, err);
   if (valid & FUSE_SET_ATTR_MODE) {
     const int res = fh >= 0 ? fchmod(fh, attr->st_mode) : chmod(path.c_str(), attr->st_mode);
     if (res == -1) return (void)fuse_reply_err(req, errno);
@@ -441,7 +511,11 @@ void Filesystem::create(fuse_req_t req, fuse_ino_t parent, const char* name, mod
   }
   if (fd == -1) return (void)fuse_reply_err(req, errno);
   fastpath::UniqueFd file(fd);
-  if (created) chown_new(req, dir, file.get(), name);
+  if (created) {
+    chown_new(req, dir, file.get(), name);
+  } else if (const int err = kill_suidgid(req, dir, file.get()); err != 0) {
+    return (void)fuse_reply_err(req, err);  // an existing file opened with O_TRUNC
+  }
   fuse_entry_param e;
   if (const int err = do_lookup(dir, name, &e); err != 0) return (void)fuse_reply_err(req, err);
   fi->fh = static_cast<uint64_t>(file.release());
@@ -453,8 +527,13 @@ void Filesystem::create(fuse_req_t req, fuse_ino_t parent, const char* name, mod
 }
 
 void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  const int fd = proc_open(inodes_.get(ino), open_flags(fi->flags));
+  Inode& inode = inodes_.get(ino);
+  const int fd = proc_open(inode, open_flags(fi->flags));
   if (fd == -1) return (void)fuse_reply_err(req, errno);
+  if (const int err = kill_suidgid(req, inode, fd); err != 0) {  // O_TRUNC
+    ::close(fd);
+    return (void)fuse_reply_err(req, err);
+  }
   fi->fh = static_cast<uint64_t>(fd);
   set_open_options(fi);
   if (fuse_reply_open(req, fi) == -ENOENT) ::close(fd);
@@ -468,7 +547,10 @@ void Filesystem::read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off
   fuse_reply_data(req, &buf, FUSE_BUF_NO_SPLICE);
 }
 
-void Filesystem::write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
+void Filesystem::write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
+  // Before the data, as file_remove_privs() does.
+  if (const int err = kill_suidgid(req, inodes_.get(ino), static_cast<int>(fi->fh)); err != 0)
+    return (void)fuse_reply_err(req, err);
   fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = static_cast<int>(fi->fh);

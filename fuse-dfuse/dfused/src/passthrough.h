@@ -41,8 +41,19 @@ struct FsConfig {
   bool writeback = false;
   bool direct_io = true;
   bool keep_cache = false;
+  // FUSE_HANDLE_KILLPRIV_V2 was accepted: dfused clears the set-ID bits
+  // where the kernel marks a request (see note_request()).
+  bool kill_suidgid = false;
 };
 FsConfig config_for(Mode mode);
+
+// Whether a request (fuse_in_header and its argument, as read from
+// /dev/fuse) carries the kernel's mark that its caller lacks CAP_FSETID, so
+// the set-ID bits go (FUSE_HANDLE_KILLPRIV_V2): WRITE with
+// FUSE_WRITE_KILL_SUIDGID, SETATTR with FATTR_KILL_SUIDGID (truncate, and
+// every chown), OPEN and CREATE with FUSE_OPEN_KILL_SUIDGID (O_TRUNC).
+// libfuse 3.14 passes none of these marks on.
+bool request_kills_suidgid(const void* buf, size_t len);
 
 class Filesystem {
  public:
@@ -57,6 +68,11 @@ class Filesystem {
   const FsConfig& config() const { return config_; }
 
   static const fuse_lowlevel_ops& ops();
+
+  // Called by the receive loop with each request before libfuse dispatches
+  // it on the same thread: remembers request_kills_suidgid() for the
+  // operation.
+  static void note_request(const void* buf, size_t len);
 
   // The operations (public for the trampolines in passthrough.cpp).
   void init(fuse_conn_info* conn);
@@ -97,6 +113,12 @@ class Filesystem {
   void reply_entry_or_err(fuse_req_t req, Inode& dir, const char* name);
   // Gives a file created by root on behalf of another user to that user.
   void chown_new(fuse_req_t req, Inode& dir, int fd, const char* name);
+  // If the kernel marked this request (kill_suidgid mode): clears what the
+  // VFS clears for a caller without CAP_FSETID (setattr_should_drop_suidgid):
+  // S_ISUID, and S_ISGID if the file is group-executable or the caller is not
+  // in its group. `fd` is an open descriptor of the file, or -1. 0 or an errno.
+  int kill_suidgid(fuse_req_t req, const Inode& inode, int fd);
+  bool caller_in_group(fuse_req_t req, gid_t gid) const;
   int open_flags(int flags) const;
   void set_open_options(fuse_file_info* fi) const;
   int proc_open(const Inode& inode, int flags) const;

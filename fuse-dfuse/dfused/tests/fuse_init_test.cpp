@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 // Description: FUSE_INIT interception: the kernel's offer is read from the
 // request, and the reply libfuse writes through the custom writev gets the
-// lease bit (flags2 bit 62-32) and FUSE_INIT_EXT; other replies pass
-// unchanged.
+// lease bit (flags2 bit 62-32) and FUSE_INIT_EXT, or
+// FUSE_HANDLE_KILLPRIV_V2; other replies pass unchanged. The kernel's
+// kill-suid/sgid marks on requests, which libfuse 3.14 drops.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include "device.h"
 #include "dfuse/kernel_abi.h"
 #include "fuse_init.h"
+#include "passthrough.h"
 
 using namespace dfuse::dfused;
 
@@ -66,6 +69,63 @@ TEST(FuseInit, PatchSetsFlags2AndInitExt) {
   EXPECT_EQ(out.flags, static_cast<uint32_t>(FUSE_ASYNC_READ | FUSE_INIT_EXT));
   EXPECT_EQ(out.flags2, 1u | static_cast<uint32_t>(dfuse::abi::kInitLeases >> 32));
   EXPECT_FALSE(patch_init_out(&out, 24, accept)) << "a pre-7.23 reply has no flags2";
+}
+
+TEST(FuseInit, PatchSetsHandleKillprivV2InFlags) {
+  fuse_init_out out{};
+  out.major = 7;
+  out.flags = FUSE_ASYNC_READ;
+  InitAccept accept;
+  accept.handle_killpriv_v2 = true;
+  EXPECT_TRUE(accept.any());
+  ASSERT_TRUE(patch_init_out(&out, sizeof(out), accept));
+  EXPECT_EQ(out.flags, static_cast<uint32_t>(FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV_V2)) << "no FUSE_INIT_EXT needed";
+  EXPECT_EQ(out.flags2, 0u);
+  const auto offer = parse_init_request(init_request(1, FUSE_HANDLE_KILLPRIV_V2, 0).data(),
+                                        sizeof(fuse_in_header) + sizeof(fuse_init_in));
+  ASSERT_TRUE(offer.has_value());
+  EXPECT_TRUE(offer->handle_killpriv_v2());
+}
+
+// A request: fuse_in_header, then `arg`.
+template <typename Arg>
+std::vector<char> request(uint32_t opcode, const Arg& arg) {
+  fuse_in_header in{};
+  in.len = sizeof(in) + sizeof(arg);
+  in.opcode = opcode;
+  std::vector<char> buf(in.len);
+  std::memcpy(buf.data(), &in, sizeof(in));
+  std::memcpy(buf.data() + sizeof(in), &arg, sizeof(arg));
+  return buf;
+}
+
+TEST(FuseInit, KillMarksOfRequests) {
+  const auto kills = [](const std::vector<char>& b) { return request_kills_suidgid(b.data(), b.size()); };
+  fuse_write_in w{};
+  w.write_flags = FUSE_WRITE_LOCKOWNER;
+  EXPECT_FALSE(kills(request(FUSE_WRITE, w)));
+  w.write_flags |= FUSE_WRITE_KILL_SUIDGID;
+  EXPECT_TRUE(kills(request(FUSE_WRITE, w)));
+  fuse_setattr_in sa{};
+  sa.valid = FATTR_SIZE;
+  EXPECT_FALSE(kills(request(FUSE_SETATTR, sa)));
+  sa.valid |= FATTR_KILL_SUIDGID;
+  EXPECT_TRUE(kills(request(FUSE_SETATTR, sa)));
+  fuse_open_in o{};
+  o.flags = O_TRUNC;
+  EXPECT_FALSE(kills(request(FUSE_OPEN, o)));
+  o.open_flags = FUSE_OPEN_KILL_SUIDGID;
+  EXPECT_TRUE(kills(request(FUSE_OPEN, o)));
+  fuse_create_in c{};
+  c.flags = O_TRUNC;
+  EXPECT_FALSE(kills(request(FUSE_CREATE, c)));
+  c.open_flags = FUSE_OPEN_KILL_SUIDGID;
+  EXPECT_TRUE(kills(request(FUSE_CREATE, c)));
+  EXPECT_FALSE(kills(request(FUSE_READ, w))) << "other opcodes carry no mark";
+  auto short_write = request(FUSE_WRITE, w);
+  short_write.resize(sizeof(fuse_in_header) + offsetof(fuse_write_in, write_flags));
+  EXPECT_FALSE(kills(short_write)) << "a body too short for the field";
+  EXPECT_FALSE(request_kills_suidgid(short_write.data(), 8));
 }
 
 TEST(FuseInit, DeviceWritevPatchesOnlyTheInitReply) {
