@@ -2,12 +2,17 @@
 // Description: POSIX basics through one dfused mount, in writethrough and in
 // writeback mode: create, read, write, rename, unlink, mkdir, rmdir,
 // readdir, chmod, truncate, utimens, symlink, hard link, fsync, O_APPEND,
-// large files; every change is checked in the backend directory too.
+// large files; every change is checked in the backend directory too. The
+// set-user-ID and set-group-ID bits after writes, truncations and chowns by
+// other users are compared with a local directory.
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/statvfs.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 
 #include <cerrno>
+#include <functional>
 #include <random>
 
 #include "dfused_process.h"
@@ -204,6 +209,103 @@ TEST_P(PosixTest, StatfsAndDirectoryFsync) {
   fastpath::UniqueFd d(::open(mount_->path().c_str(), O_RDONLY | O_DIRECTORY));
   ASSERT_TRUE(d);
   EXPECT_EQ(fsync(d.get()), 0);
+}
+
+namespace {
+
+// Runs `op` in a child with these credentials; 0 if it returned true.
+int run_as(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, const std::function<bool()>& op) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (uid != 0 && (setgroups(groups.size(), groups.data()) != 0 || setgid(gid) != 0 || setuid(uid) != 0)) _exit(2);
+    _exit(op() ? 0 : 1);
+  }
+  int status = 0;
+  if (pid == -1 || waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+// One case of SetIdBitsLikeLocal: a file owned by owner:group with `mode`,
+// then `op` on it by uid/gid/groups.
+struct SetIdCase {
+  std::string name;
+  mode_t mode;
+  uid_t owner;
+  gid_t group;
+  uid_t uid;
+  gid_t gid;
+  std::vector<gid_t> groups;
+  std::function<bool(const std::string&)> op;
+};
+
+bool write_one(const std::string& p) {
+  fastpath::UniqueFd fd(::open(p.c_str(), O_WRONLY));
+  return fd && ::write(fd.get(), "x", 1) == 1;
+}
+
+std::vector<SetIdCase> setid_cases() {
+  constexpr uid_t kOther = 65534;  // nobody:nogroup, no supplementary groups
+  const auto ftrunc = [](const std::string& p) {
+    fastpath::UniqueFd fd(::open(p.c_str(), O_WRONLY));
+    return fd && ftruncate(fd.get(), 1) == 0;
+  };
+  const auto trunc = [](const std::string& p) { return truncate(p.c_str(), 2) == 0; };
+  const auto open_trunc = [](const std::string& p) {
+    return fastpath::UniqueFd(::open(p.c_str(), O_WRONLY | O_TRUNC)).get() >= 0;
+  };
+  const auto chgrp = [](const std::string& p) { return chown(p.c_str(), -1, kOther) == 0; };
+  std::vector<SetIdCase> cases;
+  for (const mode_t mode : {06777, 06767}) {
+    // 06767: set-group-ID without group execute; it goes when the caller is
+    // not in the file's group.
+    cases.push_back({"write by another user", mode, 0, 0, kOther, kOther, {}, write_one});
+    cases.push_back({"ftruncate by another user", mode, 0, 0, kOther, kOther, {}, ftrunc});
+    cases.push_back({"truncate by another user", mode, 0, 0, kOther, kOther, {}, trunc});
+    cases.push_back({"open O_TRUNC by another user", mode, 0, 0, kOther, kOther, {}, open_trunc});
+    cases.push_back({"write by a member of the group", mode, 0, kOther, kOther, kOther, {}, write_one});
+    cases.push_back({"write by a supplementary member", mode, 0, 65532, kOther, 65533, {65532}, write_one});
+    cases.push_back({"write by root", mode, 65533, 65533, 0, 0, {}, write_one});
+    cases.push_back({"chgrp by the owner", mode, kOther, kOther, kOther, kOther, {}, chgrp});
+    cases.push_back({"chown by root", mode, 65533, 65533, 0, 0, {}, chgrp});
+  }
+  return cases;
+}
+
+}  // namespace
+
+// A write, truncation or chown clears the set-ID bits as on a local file
+// system (POSIX; Linux: unless the caller has CAP_FSETID, set-group-ID only
+// if group-executable or the caller is not in the file's group). The daemon
+// does every backend operation as root, so it has to clear them itself.
+TEST_P(PosixTest, SetIdBitsLikeLocal) {
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0);
+  ASSERT_EQ(chmod(b("").c_str(), 0777), 0);
+  const std::string local = dir_.sub("local");
+  ASSERT_EQ(chmod(local.c_str(), 0777), 0);
+  const auto cases = setid_cases();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const SetIdCase& c = cases[i];
+    const std::string name = "setid-" + std::to_string(i);
+    char what[160];
+    snprintf(what, sizeof(what), "%s, mode %04o, owner %u:%u, caller %u:%u", c.name.c_str(), c.mode, c.owner, c.group,
+             c.uid, c.gid);
+    mode_t got[2] = {};
+    for (int on_mount = 0; on_mount < 2; ++on_mount) {
+      const std::string p = on_mount ? m(name) : local + "/" + name;
+      ASSERT_TRUE(write_file(p, "data")) << p;
+      ASSERT_EQ(chown(p.c_str(), c.owner, c.group), 0) << p;
+      ASSERT_EQ(chmod(p.c_str(), c.mode), 0) << p;
+      ASSERT_EQ(run_as(c.uid, c.gid, c.groups, [&] { return c.op(p); }), 0) << what << " on " << p;
+      struct stat st {};
+      ASSERT_EQ(stat_errno(p, &st), 0);
+      got[on_mount] = st.st_mode & 07777;
+    }
+    EXPECT_EQ(got[1], got[0]) << what << ": mode on the mount (got " << std::oct << got[1] << ", local " << got[0]
+                              << ")";
+    struct stat st {};
+    ASSERT_EQ(stat_errno(b(name), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, got[0]) << what << ": mode in the backend";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PosixTest, ::testing::Values("writethrough", "writeback"),
