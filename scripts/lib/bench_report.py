@@ -20,8 +20,16 @@ import shutil
 import struct
 import subprocess
 import sys
+import textwrap
 
 PROG = "bench-report"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def shown(path):
+    """path relative to the repository when it is inside it."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else path
 
 
 class BenchError(Exception):
@@ -105,6 +113,13 @@ def datablock(name, rows):
     return "\n".join(lines)
 
 
+def wrap(title, width):
+    """title broken into lines that fit an image `width` pixels wide."""
+    cols = max(40, width // 7)
+    return "\n".join("\n".join(textwrap.wrap(line, cols, break_on_hyphens=False) or [""])
+                     for line in title.split("\n"))
+
+
 def head(out, width, height, title, panels):
     """Terminal, output and a multiplot of `panels` side by side under `title`."""
     return "\n".join([
@@ -112,7 +127,7 @@ def head(out, width, height, title, panels):
         f"set output {gp_str(out)}",
         "set grid",
         "set key top left",
-        f"set multiplot layout 1,{panels} title {gp_str(title)} font ',10'",
+        f"set multiplot layout 1,{panels} title {gp_str(wrap(title, width))} font ',10'",
     ])
 
 
@@ -317,7 +332,7 @@ def urdma_value(run, test):
     return v if num(v) and v > 0 else None
 
 
-def plot_urdma(runs, prefix, title):
+def plot_urdma(runs, prefix, title, subtitle=""):
     """urdma vs rxe against message size: PREFIX-latency.png and
     PREFIX-bandwidth.png, one panel per test, one line per pair.  Returns
     [(file, kind)] of the figures it drew (none if no test of a kind ran)."""
@@ -347,7 +362,8 @@ def plot_urdma(runs, prefix, title):
                 extra = "\natomic_lat (8 B): " + ", ".join(f"{p} {v:.1f} us" for p, v in at)
         out = f"{prefix}-{kind}.png"
         script = blocks + [
-            head(out, max(560 * len(panels), 900), 500, f"{title}: {kind} against message size{extra}",
+            head(out, max(560 * len(panels), 900), 500,
+                 f"{title}: {kind} against message size{extra}" + (f"\n{subtitle}" if subtitle else ""),
                  len(panels)),
             "set logscale x 2", "set logscale y", "set xlabel 'message size (bytes)'",
             "set xtics ('2' 2, '16' 16, '128' 128, '1K' 1024, '8K' 8192, '64K' 65536, '1M' 1048576)",
@@ -365,7 +381,7 @@ def render_urdma(doc, path, outdir, prov):
     for r in runs:
         for k in ("pair", "test", "size"):
             need(r, path, "bench-urdma", k)
-    made = plot_urdma(runs, os.path.join(outdir, "urdma"), "urdma vs rxe\n" + plain(prov))
+    made = plot_urdma(runs, os.path.join(outdir, "urdma"), "urdma vs rxe", plain(prov))
     if not made:
         raise BenchError(f"{path}: no successful urdma or rxe measurement to draw")
     captions = {"latency": "urdma latency against message size: rxe-rxe, urdma-rxe, urdma-urdma",
@@ -413,7 +429,7 @@ def plot_volt(doc, path, prefix, subtitle=""):
             f"set terminal pngcairo noenhanced size 900,600 font ',10'",
             f"set output {gp_str(out)}",
             "set grid", "set key top left",
-            f"set title {gp_str(title + (chr(10) + subtitle if subtitle else ''))}",
+            f"set title {gp_str(wrap(title + (chr(10) + subtitle if subtitle else ''), 900))}",
             "set xlabel 'clients'", "set logscale x 2",
             f"set ylabel {gp_str(ylabel)}",
             "set logscale y" if logy else "set yrange [0:*]",
@@ -485,7 +501,7 @@ def report(jsondir, outdir, only=None):
                 sec += [f"Full log: `{run['log']}`.", ""]
         elif not os.path.exists(jpath):
             status = "not run"
-            sec += [f"Not run: no `{name}.json` in `{jsondir}` (`scripts/bench --only {name}` makes it).", ""]
+            sec += [f"Not run: no `{name}.json` in `{shown(jsondir)}` (`scripts/bench --only {name}` makes it).", ""]
         if os.path.exists(jpath) and status != "FAILED":
             try:
                 doc = load_json(jpath, name)
@@ -513,7 +529,7 @@ def report(jsondir, outdir, only=None):
         mode = f"Mode: {', '.join(modes)}. "
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     md = ["# fastpath benchmarks", "",
-          f"{mode}Report drawn {now} by `scripts/bench-report` from the JSON in `{jsondir}`; "
+          f"{mode}Report drawn {now} by `scripts/bench-report` from the JSON in `{shown(jsondir)}`; "
           "each figure names the command and machine its data came from.", "",
           "| system | status | wall time | command |", "|---|---|---|---|"] + summary + [""]
     if errors:
