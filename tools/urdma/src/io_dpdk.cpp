@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,31 @@
 
 #include "fastpath/unique_fd.h"
 #include "urdma/packet_io.h"
+
+// DPDK 22.11's af_packet PMD puts its socket into a PACKET_FANOUT group
+// numbered (pid ^ ifindex) & 0xffff, even with one queue.  Fanout group ids are
+// per network namespace, and the kernel refuses (EINVAL) to add a socket to a
+// group whose sockets are on another interface: two processes on the two ends
+// of a veth pair in one namespace collide whenever pid_a ^ pid_b equals
+// ifindex_a ^ ifindex_b, which processes started one after the other (pids a
+// few apart) and a veth pair (ifindexes a few apart) make common -- the port
+// then fails to attach ("could not set PACKET_FANOUT ... Invalid argument").
+// urdma opens one port per interface per process (IfaceClaim), so its group
+// never has another member: this wrapper, which the PMD's call resolves to
+// (the executable exports it, see CMakeLists.txt), tries other group ids when
+// the kernel refuses one.  Every other call passes through unchanged.
+extern "C" int setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
+  if (level != SOL_PACKET || name != PACKET_FANOUT || len != sizeof(int) || value == nullptr)
+    return static_cast<int>(::syscall(SYS_setsockopt, fd, level, name, value, len));
+  int arg = *static_cast<const int*>(value);
+  std::uint32_t id = static_cast<std::uint32_t>(arg) & 0xffff;
+  for (int attempt = 0;; ++attempt) {
+    const long rc = ::syscall(SYS_setsockopt, fd, level, name, &arg, len);
+    if (rc == 0 || errno != EINVAL || attempt == 64) return static_cast<int>(rc);
+    id = (id * 40503u + 0x9e37u) & 0xffff;  // another id; a collision again is unlikely
+    arg = static_cast<int>((static_cast<std::uint32_t>(arg) & 0xffff0000u) | id);
+  }
+}
 
 namespace urdma {
 namespace {

@@ -4,11 +4,13 @@
 // between two network namespaces the test creates.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -700,6 +702,40 @@ TEST(DpdkIo, RefusesAnAddressTheHostOwnsAndReopens) {
     std::vector<RxPacket> rx;
     io->recv_burst(rx, 32);
   }
+}
+
+// DPDK's af_packet PMD joins a PACKET_FANOUT group numbered pid ^ ifindex;
+// the kernel refuses a group id that another interface of the namespace uses
+// (two urdma processes on a veth pair's ends in one namespace hit it by chance).
+// Take that id on lo first: the port must still attach and work.
+TEST(DpdkIo, AttachesWhenItsFanoutGroupIdIsTakenOnAnotherInterface) {
+  if (const auto why = dpdk_skip_reason(); !why.empty()) GTEST_SKIP() << why;
+  VethNetns net;
+  ASSERT_TRUE(net.ok()) << "could not create the namespaces and veth pair";
+  ASSERT_EQ(sh("ip -n " + net.a() + " link set lo up"), 0);
+  fastpath::UniqueFd squatter = in_netns(net.a(), [&] {
+    fastpath::UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL)));
+    sockaddr_ll at{};
+    at.sll_family = AF_PACKET;
+    at.sll_protocol = htons(ETH_P_ALL);
+    at.sll_ifindex = static_cast<int>(if_nametoindex("lo"));
+    if (!fd || ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at), sizeof at) != 0) return fastpath::UniqueFd();
+    const int id = (getpid() ^ static_cast<int>(if_nametoindex(net.va().c_str()))) & 0xffff;
+    const int arg = id | (PACKET_FANOUT_HASH << 16);
+    // the system call itself: liburdma's setsockopt() would pick another id
+    if (::syscall(SYS_setsockopt, fd.get(), SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0)
+      return fastpath::UniqueFd();
+    return fd;
+  });
+  ASSERT_TRUE(squatter) << "could not take the fanout group id on lo: " << std::strerror(errno);
+  auto dpdk = in_netns(net.a(), [&] { return open_packet_io("dpdk:iface=" + net.va() + ",ip=10.77.0.2"); });
+  auto peer = in_netns(net.b(), [] { return open_packet_io("udp:ip=10.77.0.1"); });
+  const Bytes hello = bytes("through a renumbered fanout group");
+  ASSERT_TRUE(peer->send(make_packet("10.77.0.1", 4791, "10.77.0.2", 4791, hello)));
+  std::vector<RxPacket> rx;
+  wait_rx(*dpdk, rx, std::chrono::seconds(3));
+  ASSERT_EQ(rx.size(), 1u) << "nothing arrived through the port";
+  expect_header(rx[0], "10.77.0.1", 4791, "10.77.0.2", hello);
 }
 
 // Any port by its device arguments; one without an interface has no poll_fd.
