@@ -22,7 +22,7 @@ import bench_report
 
 LAT_COLS = ["t_min_usec", "t_max_usec", "t_typical_usec", "t_avg_usec", "t_stdev_usec", "p99_usec", "p99_9_usec"]
 BW_COLS = ["bw_peak_MBps", "bw_average_MBps", "msg_rate_mpps"]
-PAIR_ORDER = ["rxe-rxe", "urdma-rxe", "rxe-urdma", "urdma-urdma"]
+PAIR_ORDER = ["rxe-rxe", "urdma-rxe", "rxe-urdma", "urdma-urdma", "io-floor"]
 
 
 def perftest_row(path):
@@ -99,7 +99,7 @@ def load(raw):
             figs = None
             if rec.get("client_json", "-") not in ("-", ""):
                 figs = from_urdma_json(test, os.path.join(raw, rec["client_json"]))
-                run["source"] = "urdma-perf --json"
+                run["source"] = "urdma-iolat --json" if rec["pair"] == "io-floor" else "urdma-perf --json"
             if figs is None:
                 figs = from_text(test, perftest_row(os.path.join(raw, rec["client_log"])))
                 run["source"] = "perftest table"
