@@ -23,7 +23,14 @@ constexpr std::uint64_t kMaxSleepNs = 100'000'000;
 constexpr std::size_t kRxBurst = 64;
 // An application thread that called progress() this recently is taken to be
 // polling still: the engine thread does not wake for every packet meanwhile.
+// The engine thread looks again after kAppPollGraceNs, and, each time it finds
+// the thread still polling, waits twice as long, up to kAppPollGraceMaxNs: in
+// the VM under TCG one look (timer, two context switches) cost ~200 us of a
+// vCPU, so looking every millisecond took a fifth of the CPU the polling
+// threads needed.  The cost: a thread that stops polling without a word
+// (not through Cq::req_notify) leaves its packets waiting up to that long.
 constexpr std::uint64_t kAppPollGraceNs = 1'000'000;
+constexpr std::uint64_t kAppPollGraceMaxNs = 16'000'000;
 
 [[maybe_unused]] std::uint64_t thread_cpu_ns() {
   timespec ts{};
@@ -380,7 +387,11 @@ bool Engine::progress(bool polling) {
 void Engine::sleep_until(std::uint64_t deadline, bool on_io) {
   const std::uint64_t now = now_ns();
   if (deadline <= now) return;
-  const std::uint64_t wait = std::min(deadline - now, kMaxSleepNs);
+  sleep_for(deadline - now, on_io);
+}
+
+void Engine::sleep_for(std::uint64_t ns, bool on_io) {
+  const std::uint64_t wait = std::min(ns, kMaxSleepNs);
   timespec ts{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
   epoll_event evs[2];
   const int n = epoll_pwait2((on_io ? epoll_fd_ : wake_epoll_fd_).get(), evs, 2, &ts, nullptr);
@@ -402,6 +413,7 @@ bool Engine::locked_pass(std::uint64_t now, std::uint64_t& next_deadline) {
 void Engine::run() {
   const bool can_sleep_on_io = io_->poll_fd() >= 0;
   std::uint64_t last_work = now_ns();
+  std::uint64_t grace = kAppPollGraceNs;
   while (!stop_.load(std::memory_order_relaxed)) {
     // While an application thread polls it moves the packets and runs the
     // timers: stay out of its way, and look again after the grace period
@@ -409,11 +421,15 @@ void Engine::run() {
     if (app_polling_.load()) {
       const std::uint64_t polls = app_polls_.load(std::memory_order_relaxed);
       sleeping_.store(true);
-      if (app_polling_.load()) sleep_until(now_ns() + kAppPollGraceNs, false);  // app_sleeps() wakes it
+      if (app_polling_.load()) sleep_for(grace, false);  // app_sleeps() wakes it
       sleeping_.store(false);
-      if (app_polls_.load(std::memory_order_relaxed) == polls) app_polling_.store(false);
+      if (app_polls_.load(std::memory_order_relaxed) == polls)
+        app_polling_.store(false);
+      else
+        grace = std::min(2 * grace, kAppPollGraceMaxNs);
       continue;
     }
+    grace = kAppPollGraceNs;
     std::uint64_t now = now_ns();
     std::uint64_t next = now + kMaxSleepNs;
     if (locked_pass(now, next)) {

@@ -141,6 +141,7 @@ class Engine {
   bool process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline);
   // on_io: also wake when packets arrive (else only on wake() and the deadline).
   void sleep_until(std::uint64_t deadline_ns, bool on_io);
+  void sleep_for(std::uint64_t ns, bool on_io);
   void nicop_housekeeping(std::uint64_t now, std::uint64_t& next_deadline);
 
   std::string name_;
