@@ -262,15 +262,6 @@ SETID_CASES = [c for mode in (0o6777, 0o6767) for c in (
 )]
 
 
-def _lease_mode_kernel_gap(mode, group, gid, groups, local):
-    """Lease mode leaves FUSE's kernel to clear the bits (fuse_setattr()
-    without killpriv), and it keeps set-group-ID without group execute where
-    the VFS drops it for a caller outside the file's group. Only a kernel
-    change closes that; until then the mount keeps S_ISGID in those cases."""
-    return (mode & 0o2010) == 0o2000 and group != gid and group not in groups \
-        and not local & 0o2000
-
-
 def check_setid_bits(c):
     """Writes, truncations and chowns by other users clear the set-user-ID
     and set-group-ID bits as on a local directory; the other node sees the
@@ -279,7 +270,6 @@ def check_setid_bits(c):
     os.mkdir(local)
     for d in (c.tmp, local, c.backend):
         os.chmod(d, 0o777 if d != c.tmp else 0o755)
-    gaps = 0
     for i, (what, mode, owner, group, uid, gid, groups, op) in enumerate(SETID_CASES):
         what = f"{what}, mode {mode:o}, owner {owner}:{group}, caller {uid}:{gid}"
         got = []
@@ -290,17 +280,10 @@ def check_setid_bits(c):
             _run_as(uid, gid, groups, lambda: op(p))
             got.append(os.stat(p).st_mode & 0o7777)
         want = got[0]
-        if c.mode == "lease" and got[1] != want and got[1] == want | 0o2000 \
-                and _lease_mode_kernel_gap(mode, group, gid, groups, want):
-            gaps += 1
-            want = got[1]
         eq(oct(got[1]), oct(want), f"{what}: mode on node0 (local {got[0]:o})")
         eq(oct(os.stat(c.path(1, f"s{i}")).st_mode & 0o7777), oct(want), f"{what}: mode on node1")
         eq(oct(os.stat(os.path.join(c.backend, f"s{i}")).st_mode & 0o7777), oct(want),
            f"{what}: mode in the backend")
-    if gaps:
-        print(f"# {gaps} cases kept S_ISGID without group execute as the kernel does in lease mode "
-              "(fuse_setattr(); the local directory drops it)")
 
 
 def check_setid_bits_writeback(_):
