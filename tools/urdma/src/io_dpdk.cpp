@@ -72,7 +72,7 @@ namespace {
 constexpr std::uint16_t kRocePort = 4791;
 constexpr std::size_t kEth = 14;
 constexpr std::uint16_t kEtherIpv4 = 0x0800, kEtherArp = 0x0806;
-constexpr std::size_t kMaxPending = 64;             // packets queued per unresolved peer
+constexpr std::size_t kMaxPending = 256;            // packets queued per unresolved peer (2 windows)
 constexpr std::uint64_t kArpRetryNs = 100'000'000;  // at most one ARP request per peer per 100 ms
 constexpr std::uint16_t kRingSize = 256;            // RX/TX descriptors
 constexpr unsigned kPoolSize = 1023;                // mbufs per port (2^n - 1 suits the ring)
@@ -454,6 +454,7 @@ class DpdkIo final : public PacketIo {
   DpdkIo(const IoSpec& spec, std::uint32_t ip, int mtu);
   ~DpdkIo() override;
   bool send(std::span<const std::uint8_t> p) override;
+  void resolve(std::uint32_t ip) override;
   void flush() override;
   std::size_t recv_burst(std::vector<RxPacket>& out, std::size_t max) override;
   int poll_fd() const override { return wake_fd_.get(); }
@@ -467,10 +468,14 @@ class DpdkIo final : public PacketIo {
   bool transmit(const Mac& dst, std::uint16_t ethertype, std::span<const std::uint8_t> payload);
   void request(std::uint32_t ip, Neighbour& n);
   void learn(std::uint32_t ip, const Mac& mac, bool create);
-  void on_frame(const std::uint8_t* f, std::size_t len, std::vector<RxPacket>& out);
+  // in_place: f stays valid until the next recv_burst (its mbuf is held),
+  // so a packet for the transport is handed out where it lies.  Returns
+  // whether it was (the caller then holds the mbuf).
+  bool on_frame(const std::uint8_t* f, std::size_t len, std::vector<RxPacket>& out, bool in_place);
   void on_arp(const std::uint8_t* f, std::size_t len);
   IoCounter* rejects(const std::uint8_t* ip, std::size_t iplen);
-  void on_ipv4(const std::uint8_t* f, std::size_t len, std::vector<RxPacket>& out);
+  bool on_ipv4(const std::uint8_t* f, std::size_t len, std::vector<RxPacket>& out, bool in_place);
+  void free_held();
 
   std::uint32_t ip_;
   int mtu_;
@@ -481,7 +486,11 @@ class DpdkIo final : public PacketIo {
   Mac mac_{};
   fastpath::UniqueFd wake_fd_;
   std::unordered_map<std::uint32_t, Neighbour> neigh_;
-  std::vector<std::vector<std::uint8_t>> rx_store_;  // what the last recv_burst returned
+  // What the last recv_burst returned: packets in their mbufs (held until the
+  // next call), or copied (a frame in several segments).
+  std::array<rte_mbuf*, kRxBurst> held_{};
+  std::uint16_t held_n_ = 0;
+  std::vector<std::vector<std::uint8_t>> rx_store_;
   std::size_t rx_used_ = 0;
   std::vector<std::uint8_t> linear_;  // a multi-segment frame, copied flat
   // Frames waiting for flush(): one rte_eth_tx_burst for many (net_af_packet
@@ -521,7 +530,17 @@ std::string DpdkIo::describe() const {
 }
 
 std::map<std::string, std::uint64_t> DpdkIo::counters() const {
-  return {{"arp_requests_sent", c_.arp_requests_sent.get()},
+  // The port's own: for af_packet, port_rx_missed is the kernel's count of
+  // frames that found the receive ring full (PACKET_STATISTICS tp_drops).
+  rte_eth_stats st{};
+  const bool have = rte_eth_stats_get(port_->id(), &st) == 0;
+  return {{"port_rx_packets", have ? st.ipackets : 0},
+          {"port_rx_missed", have ? st.imissed : 0},
+          {"port_rx_errors", have ? st.ierrors : 0},
+          {"port_rx_no_mbuf", have ? st.rx_nombuf : 0},
+          {"port_tx_packets", have ? st.opackets : 0},
+          {"port_tx_errors", have ? st.oerrors : 0},
+          {"arp_requests_sent", c_.arp_requests_sent.get()},
           {"arp_replies_sent", c_.arp_replies_sent.get()},
           {"arp_conflicts", c_.arp_conflicts.get()},
           {"rx_ip_options", c_.rx_ip_options.get()},
@@ -568,6 +587,12 @@ void DpdkIo::flush() {
 
 DpdkIo::~DpdkIo() {
   flush();
+  free_held();
+}
+
+void DpdkIo::free_held() {
+  if (held_n_) rte_pktmbuf_free_bulk(held_.data(), held_n_);
+  held_n_ = 0;
 }
 
 bool DpdkIo::send(std::span<const std::uint8_t> p) {
@@ -586,6 +611,12 @@ bool DpdkIo::send(std::span<const std::uint8_t> p) {
   n.pending.emplace_back(p.begin(), p.end());
   ++c_.tx_queued_unresolved;
   return true;
+}
+
+void DpdkIo::resolve(std::uint32_t ip) {
+  if (ip == 0 || ip == ip_) return;
+  Neighbour& n = neigh_[ip];
+  if (!n.known) request(ip, n);
 }
 
 void DpdkIo::request(std::uint32_t ip, Neighbour& n) {
@@ -657,33 +688,40 @@ IoCounter* DpdkIo::rejects(const std::uint8_t* ip, std::size_t iplen) {
   return nullptr;
 }
 
-void DpdkIo::on_ipv4(const std::uint8_t* f, std::size_t len, std::vector<RxPacket>& out) {
+bool DpdkIo::on_ipv4(const std::uint8_t* f, std::size_t len, std::vector<RxPacket>& out, bool in_place) {
   const std::uint8_t* ip = f + kEth;
   if (IoCounter* why = rejects(ip, len - kEth)) {
     ++*why;
-    return;
+    return false;
   }
   Mac src;
   std::memcpy(src.data(), f + 6, 6);
   learn(get_ip(ip + 12), src, true);
+  const std::size_t total = get16(ip + 2);
+  if (in_place) {
+    out.push_back({ip, total});
+    return true;
+  }
   if (rx_used_ == rx_store_.size()) rx_store_.emplace_back();
   auto& slot = rx_store_[rx_used_++];
-  slot.assign(ip, ip + get16(ip + 2));
+  slot.assign(ip, ip + total);
   out.push_back({slot.data(), slot.size()});
+  return false;
 }
 
-void DpdkIo::on_frame(const std::uint8_t* f, std::size_t len, std::vector<RxPacket>& out) {
+bool DpdkIo::on_frame(const std::uint8_t* f, std::size_t len, std::vector<RxPacket>& out, bool in_place) {
   const std::uint16_t type = len >= kEth ? get16(f + 12) : 0;
+  if (type == kEtherIpv4) return on_ipv4(f, len, out, in_place);
   if (type == kEtherArp)
     on_arp(f, len);
-  else if (type == kEtherIpv4)
-    on_ipv4(f, len, out);
   else
     ++c_.rx_other;
+  return false;
 }
 
 std::size_t DpdkIo::recv_burst(std::vector<RxPacket>& out, std::size_t max) {
   rx_used_ = 0;
+  free_held();  // the packets the previous call handed out
   const std::size_t before = out.size();
   std::array<rte_mbuf*, kRxBurst> mbufs;
   const std::uint16_t want = static_cast<std::uint16_t>(std::min<std::size_t>(max, kRxBurst));
@@ -691,12 +729,15 @@ std::size_t DpdkIo::recv_burst(std::vector<RxPacket>& out, std::size_t max) {
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = mbufs[i];
     const std::uint8_t* f = rte_pktmbuf_mtod(m, const std::uint8_t*);
-    if (m->nb_segs > 1) {
+    const bool in_place = m->nb_segs == 1;
+    if (!in_place) {
       linear_.resize(m->pkt_len);
       f = static_cast<const std::uint8_t*>(rte_pktmbuf_read(m, 0, m->pkt_len, linear_.data()));
     }
-    if (f) on_frame(f, m->pkt_len, out);
-    rte_pktmbuf_free(m);
+    if (f && on_frame(f, m->pkt_len, out, in_place))
+      held_[held_n_++] = m;
+    else
+      rte_pktmbuf_free(m);
   }
   flush();  // ARP replies, and what waited for a MAC just learned
   return out.size() - before;

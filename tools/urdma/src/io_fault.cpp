@@ -25,6 +25,7 @@ class FaultIo final : public PacketIo {
 
   bool send(std::span<const std::uint8_t> p) override { return inner_->send(p); }
   void flush() override { inner_->flush(); }
+  void resolve(std::uint32_t ip) override { inner_->resolve(ip); }
   std::size_t recv_burst(std::vector<RxPacket>& out, std::size_t max) override;
   int poll_fd() const override { return inner_->poll_fd(); }
   void ack_poll_fd() override { inner_->ack_poll_fd(); }

@@ -288,6 +288,7 @@ int QpImpl::modify(const ibv_qp_attr& a, int mask) {
 
   if (next == IBV_QPS_RESET) {
     reset_queues();
+    resolve_asked_ = false;
     error_reason_.clear();
     note_dead();
   }
@@ -1407,6 +1408,10 @@ void QpImpl::on_packet(const wire::Packet& p, std::uint64_t now) {
 bool QpImpl::service(std::uint64_t now, std::uint64_t& next_deadline) {
   std::lock_guard lk(mu_);
   if (state_ == IBV_QPS_RESET || state_ == IBV_QPS_INIT || state_ == IBV_QPS_ERR) return false;
+  if (!resolve_asked_) {  // RTR: the peer's address is known; its link address may take an ARP round trip
+    resolve_asked_ = true;
+    engine_.io().resolve(remote_ip_);
+  }
   bool did = drain_responses(kBurst);
   if (state_ == IBV_QPS_RTS) {
     if (timer_deadline_ && now >= timer_deadline_ && wire::psn_lt(una_psn_, next_psn_)) {

@@ -195,6 +195,7 @@ class QpImpl {
   ibv_mtu path_mtu_ = IBV_MTU_1024;
   std::uint32_t dest_qpn_ = 0;
   std::uint32_t remote_ip_ = 0;  // network order
+  bool resolve_asked_ = false;   // the packet I/O was told remote_ip_ (first pass in RTR)
   ibv_ah_attr ah_{};
   std::uint8_t timeout_ = 14, retry_cnt_ = 7, rnr_retry_ = 7, min_rnr_timer_ = 12;
   std::uint8_t max_rd_atomic_ = 1, max_dest_rd_atomic_ = 1;

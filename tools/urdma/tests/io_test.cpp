@@ -585,14 +585,23 @@ TEST(DpdkIo, TalksToTheKernelOverVeth) {
   for (const auto& p : rx) expect_header(p, "10.77.0.2", 49153, "10.77.0.3", queued);
   EXPECT_EQ(dpdk->counters().at("rx_bad_ip_checksum"), 0u);
 
-  // Nobody answers for 10.77.0.99: 64 packets wait, the rest are refused, and
-  // ARP requests stay rate-limited.
+  // Nobody answers for 10.77.0.99: 256 packets (two windows) wait, the rest
+  // are refused, and ARP requests stay rate-limited.
   const auto requests = dpdk->counters().at("arp_requests_sent");
   int accepted = 0;
-  for (int i = 0; i < 70; ++i) accepted += dpdk->send(make_packet("10.77.0.2", 49154, "10.77.0.99", 4791, queued));
-  EXPECT_EQ(accepted, 64);
-  EXPECT_EQ(dpdk->counters().at("tx_dropped_unresolved"), 6u);
+  for (int i = 0; i < 260; ++i) accepted += dpdk->send(make_packet("10.77.0.2", 49154, "10.77.0.99", 4791, queued));
+  EXPECT_EQ(accepted, 256);
+  EXPECT_EQ(dpdk->counters().at("tx_dropped_unresolved"), 4u);
   EXPECT_EQ(dpdk->counters().at("arp_requests_sent"), requests + 1);
+
+  // resolve(): the transport announces a peer before sending; one ARP
+  // request goes out at once, within the same rate limit.
+  const std::uint32_t ip4 = inet_addr("10.77.0.4");
+  dpdk->resolve(ip4);
+  dpdk->flush();
+  EXPECT_EQ(dpdk->counters().at("arp_requests_sent"), requests + 2);
+  dpdk->resolve(ip4);
+  EXPECT_EQ(dpdk->counters().at("arp_requests_sent"), requests + 2) << "one request per 100 ms";
 }
 
 // A raw socket on the kernel end of the veth: sends hand-made frames.

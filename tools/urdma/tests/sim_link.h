@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -53,6 +54,9 @@ class SimLink {
   fastpath::UniqueFd ev_[2];
   Stats stats_;
   bool cut_ = false;
+  // What each end's resolve() was last told (network order), and how often.
+  std::atomic<std::uint32_t> resolved_[2]{};
+  std::atomic<int> resolves_[2]{};
 
   void deliver(int to, std::vector<std::uint8_t> pkt) {
     std::lock_guard lk(mu_);
@@ -112,6 +116,10 @@ class SimLink::End : public PacketIo {
   in_addr local_ip() const override { return ip_; }
   int link_mtu() const override { return mtu_; }
   std::string describe() const override { return "sim"; }
+  void resolve(std::uint32_t ip) override {
+    link_->resolved_[me_].store(ip);
+    link_->resolves_[me_].fetch_add(1);
+  }
   std::shared_ptr<SimLink> link() const { return link_; }
 
  private:

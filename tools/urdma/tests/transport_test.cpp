@@ -145,6 +145,21 @@ void fill(std::uint8_t* p, std::size_t n, std::uint32_t seed) {
   for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<std::uint8_t>(r());
 }
 
+// A QP in RTR tells the packet I/O its peer's address once, before it
+// sends, so that a back-end that resolves link addresses starts at once.
+TEST(Transport, ConnectedQpAnnouncesItsPeerToThePacketIo) {
+  Pair p(4096);
+  for (int end = 0; end < 2; ++end) {
+    const auto want = inet_addr(end == 0 ? "10.0.0.2" : "10.0.0.1");
+    for (int i = 0; i < 500 && p.link->resolves_[end].load() == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    EXPECT_EQ(p.link->resolved_[end].load(), want) << "end " << end;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // many passes later
+  EXPECT_EQ(p.link->resolves_[0].load(), 1);
+  EXPECT_EQ(p.link->resolves_[1].load(), 1);
+}
+
 TEST(Transport, SendWithImmediateAcrossSegments) {
   Pair p(64 << 10);
   const std::uint32_t n = 5000;  // 5 packets at MTU 1024

@@ -46,6 +46,11 @@ class PacketIo {
   // the transport treats that as a loss and its retransmission recovers.
   // A back-end may hold packets back to send them in one burst at flush().
   virtual bool send(std::span<const std::uint8_t> ip_packet) = 0;
+  // The transport will send to ip (network order) soon: a back-end that
+  // resolves link addresses starts now (an ARP request), so that the first
+  // burst does not wait for, or overflow, the queue of unresolved packets.
+  // Called by the engine pass; cheap when the address is known.
+  virtual void resolve(std::uint32_t /*ip*/) {}
   // Sends whatever send() held back; the engine calls it at the end of every
   // pass, so nothing waits longer than one pass.
   virtual void flush() {}
