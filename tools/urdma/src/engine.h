@@ -175,6 +175,7 @@ class Engine {
   std::atomic<bool> work_hint_{false};
   std::atomic<std::uint64_t> keepalive_ns_{kDefaultKeepAliveNs};  // posted or woken since the last full pass
   std::uint64_t next_deadline_ = 0;                               // of the last full pass (under pass_mu_)
+  std::atomic<std::size_t> last_rx_{0};                           // packets the last pass received
   std::atomic<bool> stop_{false};
   std::vector<std::uint8_t> tx_buf_;
   std::vector<RxPacket> rx_;

@@ -608,6 +608,7 @@ struct TestRun {
     figures["peer"] = peer_name;
     figures["mtu"] = mtu_to_bytes(neg.mtu);
     figures["device_stats"] = stats_json(dev.stats());  // cumulative, up to this size
+    figures["io_counters"] = dev.io_counters();
     results.push_back(std::move(figures));
   }
 

@@ -32,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -116,6 +117,9 @@ class Device {
   // max_cqe, atomic_cap (IBV_ATOMIC_HCA), vendor_id, fw_ver filled in.
   const ibv_device_attr& attr() const;
   DeviceStats stats() const;
+  // The packet I/O back-end's own counters (ARP, frames the link layer
+  // dropped, e.g. the af_packet ring's port_rx_missed), by name.
+  std::map<std::string, std::uint64_t> io_counters() const;
 
   // Lends the calling thread to the device for one pass (receive, timers,
   // transmit), as a CQ poll that finds nothing does.  For a loop that spins
