@@ -321,7 +321,7 @@ def render_rubble(doc, path, outdir, prov):
 
 # ---------------------------------------------------------------- urdma
 
-URDMA_PAIRS = ["rxe-rxe", "urdma-rxe", "rxe-urdma", "urdma-urdma", "io-floor"]
+URDMA_PAIRS = ["rxe-rxe", "urdma-rxe", "rxe-urdma", "urdma-urdma", "urdma-memif", "io-floor"]
 
 
 def urdma_value(run, test):
