@@ -384,8 +384,9 @@ def render_urdma(doc, path, outdir, prov):
     made = plot_urdma(runs, os.path.join(outdir, "urdma"), "urdma vs rxe", plain(prov))
     if not made:
         raise BenchError(f"{path}: no successful urdma or rxe measurement to draw")
-    captions = {"latency": "urdma latency against message size: rxe-rxe, urdma-rxe, urdma-urdma",
-                "bandwidth": "urdma bandwidth against message size: rxe-rxe, urdma-rxe, urdma-urdma"}
+    pairs = ", ".join(p for p in URDMA_PAIRS if any(r.get("pair") == p for r in runs))
+    captions = {"latency": f"urdma latency against message size: {pairs}",
+                "bandwidth": f"urdma bandwidth against message size: {pairs}"}
     text = []
     for t in doc.get("targets", []):
         text.append(f"- target {t.get('what')}: {t.get('ratio', 0):.2f}x (want {t.get('target')}): "
