@@ -384,9 +384,11 @@ def render_urdma(doc, path, outdir, prov):
     made = plot_urdma(runs, os.path.join(outdir, "urdma"), "urdma vs rxe", plain(prov))
     if not made:
         raise BenchError(f"{path}: no successful urdma or rxe measurement to draw")
-    pairs = ", ".join(p for p in URDMA_PAIRS if any(r.get("pair") == p for r in runs))
-    captions = {"latency": f"urdma latency against message size: {pairs}",
-                "bandwidth": f"urdma bandwidth against message size: {pairs}"}
+    def pairs(suffix):
+        return ", ".join(p for p in URDMA_PAIRS
+                         if any(r.get("pair") == p and str(r.get("test")).endswith(suffix) for r in runs))
+    captions = {"latency": f"urdma latency against message size: {pairs('_lat')}",
+                "bandwidth": f"urdma bandwidth against message size: {pairs('_bw')}"}
     text = []
     for t in doc.get("targets", []):
         text.append(f"- target {t.get('what')}: {t.get('ratio', 0):.2f}x (want {t.get('target')}): "
