@@ -523,6 +523,10 @@ DeviceStats Device::stats() const {
   return engine_->stats();
 }
 
+std::uint64_t Device::rx_packets() const {
+  return engine_->counters().rx_packets.load(std::memory_order_relaxed);
+}
+
 std::map<std::string, std::uint64_t> Device::io_counters() const {
   return engine_->io().counters();
 }

@@ -329,25 +329,25 @@ StallWatch::StallWatch(const Device& dev, const Qp& qp, std::chrono::millisecond
 }
 
 void StallWatch::restart() {
-  start_ns_ = now_ns();
+  start_ns_ = coarse_ns();
   check_ns_ = start_ns_ + static_cast<std::uint64_t>(timeout_.count()) * 1'000'000;
-  rx_seen_ = dev_.stats().rx_packets;
+  rx_seen_ = dev_.rx_packets();
 }
 
 bool StallWatch::due() const {
-  return now_ns() >= check_ns_;
+  return coarse_ns() >= check_ns_;
 }
 
 int StallWatch::ms_to_check() const {
-  const std::uint64_t now = now_ns();
+  const std::uint64_t now = coarse_ns();
   return now >= check_ns_ ? 0 : static_cast<int>((check_ns_ - now + 999'999) / 1'000'000);
 }
 
 void StallWatch::check(const std::function<std::string()>& what) {
-  const std::uint64_t now = now_ns();
+  const std::uint64_t now = coarse_ns();
   if (now < check_ns_) return;
   const std::uint64_t timeout_ns = static_cast<std::uint64_t>(timeout_.count()) * 1'000'000;
-  const std::uint64_t rx = dev_.stats().rx_packets;
+  const std::uint64_t rx = dev_.rx_packets();
   const bool moving = rx != rx_seen_;
   if (moving && now - start_ns_ < kLivelock * timeout_ns) {
     rx_seen_ = rx;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <string>
@@ -145,6 +146,15 @@ class CqWaiter {
   bool events_;
   StallWatch watch_;
 };
+
+// CLOCK_MONOTONIC_COARSE: for timeouts of a second or more, read on every
+// wait.  In the VM the precise clock is a system call to the HPET; this one
+// is read from the vDSO.
+inline std::uint64_t coarse_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::uint64_t(ts.tv_sec) * 1'000'000'000 + std::uint64_t(ts.tv_nsec);
+}
 
 inline std::uint64_t now_ns() {
   return static_cast<std::uint64_t>(
