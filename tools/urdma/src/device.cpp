@@ -359,7 +359,7 @@ bool Engine::pass(std::uint64_t now, std::uint64_t& next_deadline) {
   return process(receive_burst(), now, next_deadline);
 }
 
-bool Engine::process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline, bool may_defer_flush) {
+bool Engine::process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline) {
   work_hint_.store(false);
   last_rx_.store(n, std::memory_order_relaxed);
   std::shared_lock lk(qp_mu_);
@@ -367,19 +367,7 @@ bool Engine::process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadl
   nicop_housekeeping(now, next_deadline);
   bool did = n > 0;
   for (auto& [qpn, qp] : qps_) did |= qp->service(now, next_deadline);
-  // A thread that polls and just received packets (an ACK to send, say) is
-  // about to see a completion and, as often as not, to post the answer:
-  // its next pass, microseconds away, sends both in one burst, one system
-  // call on af_packet instead of two (in the VM a sendto costs tens of us).
-  // Never twice in a row; a thread that stops polling without a word leaves
-  // the frames to the engine thread's next look (see kAppPollGraceMaxNs),
-  // and one that sleeps on its CQ event wakes the engine thread at once.
-  if (may_defer_flush && n > 0 && !flush_owed_) {
-    flush_owed_ = true;
-  } else {
-    io_->flush();
-    flush_owed_ = false;
-  }
+  io_->flush();
   next_deadline_ = next_deadline;
   return did;
 }
@@ -396,16 +384,11 @@ bool Engine::progress(bool polling) {
   // Nothing arrived, nothing was posted, no timer is due: done, without
   // reading the precise clock (a system call where the clock source has no
   // vDSO, as under QEMU TCG, and this runs on every empty CQ poll).
-  if (n == 0 && !work_hint_.load() && !inbox_nonempty_.load() && coarse + coarse_tick_ns() < next_deadline_) {
-    if (flush_owed_) {
-      io_->flush();
-      flush_owed_ = false;
-    }
+  if (n == 0 && !work_hint_.load() && !inbox_nonempty_.load() && coarse + coarse_tick_ns() < next_deadline_)
     return true;
-  }
   const std::uint64_t now = now_ns();
   std::uint64_t next = now + kMaxSleepNs;
-  process(n, now, next, polling);
+  process(n, now, next);
   lk.unlock();
   if (next <= now) wake();  // more to send than one pass moves: the engine thread goes on
   return true;

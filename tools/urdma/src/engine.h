@@ -137,9 +137,8 @@ class Engine {
   void receive(const RxPacket& rx, std::uint64_t now);
   // Fills rx_ from the packet I/O; returns how many.
   std::size_t receive_burst();
-  // The part of a pass after receive_burst (n packets).  may_defer_flush: the
-  // pass runs on a thread that polls (see progress()).
-  bool process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline, bool may_defer_flush = false);
+  // The part of a pass after receive_burst (n packets).
+  bool process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline);
   // on_io: also wake when packets arrive (else only on wake() and the deadline).
   void sleep_until(std::uint64_t deadline_ns, bool on_io);
   void sleep_for(std::uint64_t ns, bool on_io);
@@ -176,9 +175,7 @@ class Engine {
   std::atomic<bool> work_hint_{false};
   std::atomic<std::uint64_t> keepalive_ns_{kDefaultKeepAliveNs};  // posted or woken since the last full pass
   std::uint64_t next_deadline_ = 0;                               // of the last full pass (under pass_mu_)
-  std::atomic<std::size_t> last_rx_{0};
-  bool flush_owed_ = false;  // the last pass left its frames for the next one (under pass_mu_) // packets the last pass
-                             // received
+  std::atomic<std::size_t> last_rx_{0};                           // packets the last pass received
   std::atomic<bool> stop_{false};
   std::vector<std::uint8_t> tx_buf_;
   std::vector<RxPacket> rx_;

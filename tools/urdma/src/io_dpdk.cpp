@@ -723,7 +723,6 @@ std::size_t DpdkIo::recv_burst(std::vector<RxPacket>& out, std::size_t max) {
   rx_used_ = 0;
   free_held();  // the packets the previous call handed out
   const std::size_t before = out.size();
-  const std::uint16_t queued = txn_;  // frames the engine holds for its flush()
   std::array<rte_mbuf*, kRxBurst> mbufs;
   const std::uint16_t want = static_cast<std::uint16_t>(std::min<std::size_t>(max, kRxBurst));
   const std::uint16_t n = want ? rte_eth_rx_burst(port_->id(), 0, mbufs.data(), want) : 0;
@@ -740,7 +739,7 @@ std::size_t DpdkIo::recv_burst(std::vector<RxPacket>& out, std::size_t max) {
     else
       rte_pktmbuf_free(m);
   }
-  if (txn_ != queued) flush();  // ARP replies, and what waited for a MAC just learned
+  flush();  // ARP replies, and what waited for a MAC just learned
   return out.size() - before;
 }
 
