@@ -131,6 +131,13 @@ def head(out, width, height, title, panels):
     ])
 
 
+def histogram_series(block, first_col, titles):
+    """Clustered-histogram series: columns first_col, first_col+1, ... of
+    datablock `block`, one per title, the x labels from column 1."""
+    return ", ".join(f"${block} using {first_col + i}" + (":xtic(1)" if i == 0 else "") + f" title {gp_str(t)}"
+                     for i, t in enumerate(titles))
+
+
 def histogram_style():
     return "\n".join([
         "set style data histograms",
@@ -242,18 +249,16 @@ def render_dfuse(doc, path, outdir, prov):
     out = os.path.join(outdir, "dfuse.png")
     title = (f"DFUSE: FUSE write-through vs writeback vs DFUSE leases per fio job "
              f"({doc.get('size_mib', '?')} MiB file, median of {doc.get('repeat', '?')})\n" + plain(prov))
-    plot = lambda col0: ", ".join(  # noqa: E731
-        f"$d using {col0 + i}" + (":xtic(1)" if i == 0 else "") + f" title {gp_str(DFUSE_LABEL[m])}"
-        for i, m in enumerate(DFUSE_MODES))
+    labels = [DFUSE_LABEL[m] for m in DFUSE_MODES]
     gnuplot("\n".join([
         datablock("d", rows),
         head(out, 1400, 600, title, 2),
         histogram_style(),
         "set title 'throughput'", "set ylabel 'MiB/s'",
-        "plot " + plot(2),
+        "plot " + histogram_series("d", 2, labels),
         "set title 'p99 latency (log scale)'", "set ylabel 'p99 latency (us)'",
         "set logscale y", "set yrange [*:*]",
-        "plot " + plot(5),
+        "plot " + histogram_series("d", 5, labels),
         "unset multiplot"]) + "\n", out)
     table = ["| job | " + " | ".join(f"{m} MiB/s" for m in DFUSE_MODES) + " | DFUSE / write-through |",
              "|---|---|---|---|---|"]
@@ -292,17 +297,14 @@ def render_rubble(doc, path, outdir, prov):
     out = os.path.join(outdir, "rubble.png")
     title = (f"RubbleDB: baseline vs rubble mode, {c.get('records', '?')} records loaded "
              f"(batch {c.get('batch', '?')}), {c.get('ops', '?')} ops per workload phase\n" + plain(prov))
-    plot = lambda blk: ", ".join(  # noqa: E731
-        f"${blk} using {i + 2}" + (":xtic(1)" if i == 0 else "") + f" title {gp_str(m)}"
-        for i, m in enumerate(modes))
     gnuplot("\n".join([
         datablock("c", cpu_rows), datablock("t", tput_rows),
         head(out, 1300, 560, title, 2),
         histogram_style(),
         "set title 'CPU per node, whole run (load + workloads)'", "set ylabel 'CPU seconds'",
-        "plot " + plot("c"),
+        "plot " + histogram_series("c", 2, modes),
         "set title 'throughput per phase'", "set ylabel 'kops/s'",
-        "plot " + plot("t"),
+        "plot " + histogram_series("t", 2, modes),
         "unset multiplot"]) + "\n", out)
     s = doc.get("summary", {})
     lines = ["| mode | " + " | ".join(f"{n} CPU s" for n in names) + " | " +
