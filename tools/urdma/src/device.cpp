@@ -355,13 +355,8 @@ std::size_t Engine::receive_burst() {
   return io_->recv_burst(rx_, kRxBurst);
 }
 
-bool Engine::pass(std::uint64_t now, std::uint64_t& next_deadline) {
-  return process(receive_burst(), now, next_deadline);
-}
-
 bool Engine::process(std::size_t n, std::uint64_t now, std::uint64_t& next_deadline) {
   work_hint_.store(false);
-  last_rx_.store(n, std::memory_order_relaxed);
   std::shared_lock lk(qp_mu_);
   for (const RxPacket& rx : rx_) receive(rx, now);
   nicop_housekeeping(now, next_deadline);
@@ -415,9 +410,10 @@ void Engine::sleep_for(std::uint64_t ns, bool on_io) {
   }
 }
 
-bool Engine::locked_pass(std::uint64_t now, std::uint64_t& next_deadline) {
+bool Engine::locked_pass(std::uint64_t now, std::uint64_t& next_deadline, std::size_t& received) {
   std::lock_guard lk(pass_mu_);
-  return pass(now, next_deadline);
+  received = receive_burst();
+  return process(received, now, next_deadline);
 }
 
 void Engine::run() {
@@ -443,9 +439,10 @@ void Engine::run() {
     grace = kAppPollGraceNs;
     std::uint64_t now = now_ns();
     std::uint64_t next = now + kMaxSleepNs;
-    if (locked_pass(now, next)) {
+    std::size_t received = 0;
+    if (locked_pass(now, next, received)) {
       last_work = now;
-      if (last_rx_.load(std::memory_order_relaxed) >= kStreamBurst) stream_until = now + kStreamSpinNs;
+      if (received >= kStreamBurst) stream_until = now + kStreamSpinNs;
       continue;
     }
     if (now - last_work < spin_ns_ || now < stream_until || next <= now) continue;
@@ -454,7 +451,7 @@ void Engine::run() {
     sleeping_.store(true);
     now = now_ns();
     next = now + kMaxSleepNs;
-    if (locked_pass(now, next)) {
+    if (locked_pass(now, next, received)) {
       sleeping_.store(false);
       last_work = now;
       continue;

@@ -132,8 +132,8 @@ class Engine {
 
  private:
   void run();
-  bool pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
-  bool locked_pass(std::uint64_t now_ns, std::uint64_t& next_deadline);
+  // One pass by the engine thread; received: the packets it took in.
+  bool locked_pass(std::uint64_t now_ns, std::uint64_t& next_deadline, std::size_t& received);
   void receive(const RxPacket& rx, std::uint64_t now);
   // Fills rx_ from the packet I/O; returns how many.
   std::size_t receive_burst();
@@ -172,10 +172,9 @@ class Engine {
   std::mutex pass_mu_;                       // one pass at a time: the engine thread's or an application thread's
   std::atomic<bool> app_polling_{false};     // an application thread polls (progress(true))
   std::atomic<std::uint64_t> app_polls_{0};  // its polls, to see whether it still does
-  std::atomic<bool> work_hint_{false};
-  std::atomic<std::uint64_t> keepalive_ns_{kDefaultKeepAliveNs};  // posted or woken since the last full pass
-  std::uint64_t next_deadline_ = 0;                               // of the last full pass (under pass_mu_)
-  std::atomic<std::size_t> last_rx_{0};                           // packets the last pass received
+  std::atomic<bool> work_hint_{false};       // posted or woken since the last full pass
+  std::atomic<std::uint64_t> keepalive_ns_{kDefaultKeepAliveNs};
+  std::uint64_t next_deadline_ = 0;  // of the last full pass (under pass_mu_)
   std::atomic<bool> stop_{false};
   std::vector<std::uint8_t> tx_buf_;
   std::vector<RxPacket> rx_;
