@@ -60,10 +60,13 @@
 #include <thread>
 #include <vector>
 
-#include "etcd.h"
+#include "fastpath/etcd.h"
 #include "rubble.pb.h"
 
 namespace fastpath::rubble {
+
+// The shared etcd client (tools/etcd) under the name rubble has always used.
+namespace etcd = fastpath::etcd;
 
 // The chain's view in etcd (rubble-ctl --etcd).
 class EtcdViews {

@@ -20,15 +20,15 @@
 
 #include "client.h"
 #include "ctl.h"
-#include "etcd.h"
-#include "etcd_server.h"
+#include "fastpath/etcd.h"
+#include "fastpath/etcd_server.h"
 #include "fastpath/report.h"
 #include "runner.h"
 #include "testutil.h"
 #include "view.h"
 
 using namespace fastpath::rubble;
-using fastpath::rubble::test::EtcdServer;
+using fastpath::etcd::test::EtcdServer;
 using fastpath::rubble::test::TempDir;
 using namespace std::chrono_literals;
 
@@ -37,7 +37,7 @@ namespace {
 #define REQUIRE_ETCD()                                            \
   do {                                                            \
     if (!EtcdServer::installed())                                 \
-      GTEST_SKIP() << fastpath::rubble::test::kEtcdBinary         \
+      GTEST_SKIP() << fastpath::etcd::test::kEtcdBinary           \
                    << " is missing: run scripts/install-deps.sh " \
                       "(package etcd-server)";                    \
   } while (0)

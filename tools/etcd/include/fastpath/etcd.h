@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-// A small client of etcd's v3 gRPC API (etcd.proto), for what rubble-ctl
-// agrees on through etcd: a key read with its revisions, a put guarded by a
-// revision (compare-and-swap), leases kept alive by a thread, and a leader
-// campaign on a leased key.
+// A small client of etcd's v3 gRPC API (etcd.proto), for what rubble-ctl and
+// dfuse-leased agree on through etcd: a key (or every key under a prefix)
+// read with its revisions, a put guarded by a revision (compare-and-swap),
+// a transaction of puts and deletes guarded by several revisions, leases
+// kept alive by a thread, and a leader campaign on a leased key.
 //
 // Every call returns "" or why not; an etcd that does not answer gives an
 // error that names its address and says that --etcd must point to a running
@@ -20,10 +21,12 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "etcd.grpc.pb.h"
 
-namespace fastpath::rubble::etcd {
+namespace fastpath::etcd {
 
 // A key's value and revisions.
 struct KeyValue {
@@ -44,6 +47,24 @@ struct PutResult {
   std::int64_t revision = 0;  // done: the key's new mod_revision
 };
 
+// One condition of a transaction: the key's revision (or lease) named by
+// target equals value.  A missing key has 0 for all of them.
+struct Condition {
+  enum class Target { kModRevision, kCreateRevision, kLease };
+  std::string key;
+  Target target = Target::kModRevision;
+  std::int64_t value = 0;
+};
+
+// One write of a transaction: a put of value (attached to lease, 0: none),
+// or, when erase, a delete of the key.
+struct Write {
+  std::string key;
+  std::string value;
+  bool erase = false;
+  std::int64_t lease = 0;
+};
+
 class Client {
  public:
   // endpoint: HOST:PORT of an etcd v3 server (its client URL; a leading
@@ -61,6 +82,14 @@ class Client {
   // otherwise leaves it and reports what it holds.  One transaction.
   std::string put_if(const std::string& key, const std::string& value, Guard guard, std::int64_t expected,
                      PutResult* result, std::int64_t lease = 0);
+  // Every key that starts with prefix, in key order (one read).
+  std::string get_prefix(const std::string& prefix, std::vector<std::pair<std::string, KeyValue>>* kvs);
+  // If every condition holds, applies every write, as one revision of the
+  // store: *done says whether it did, *revision is that revision (the
+  // store's revision either way).  etcd takes at most 128 writes in one
+  // transaction (its --max-txn-ops).
+  std::string txn(const std::vector<Condition>& conditions, const std::vector<Write>& writes, bool* done,
+                  std::int64_t* revision);
   // A lease of ttl (etcd may grant more: its minimum is about 2 s).
   std::string grant(std::chrono::seconds ttl, std::int64_t* id, std::chrono::seconds* granted);
   std::string revoke(std::int64_t id);
@@ -141,6 +170,13 @@ class Election {
   void resign();
   const std::string& key() const { return key_; }
   const std::string& name() const { return name_; }
+  // While leading (after a campaign() that said so): the create revision of
+  // the key, which stays the same exactly as long as this lead lasts, and
+  // the lease it is attached to.  Transactions guard on them.
+  std::int64_t created_revision() const { return created_; }
+  std::int64_t lease_id() const { return lease_.id(); }
+  // The lease is alive as far as this process knows (see Lease::alive()).
+  bool alive() const { return lease_.alive(); }
 
  private:
   Client& client_;
@@ -148,6 +184,7 @@ class Election {
   const std::string name_;
   const std::chrono::seconds ttl_;
   Lease lease_;
+  std::int64_t created_ = 0;
 };
 
-}  // namespace fastpath::rubble::etcd
+}  // namespace fastpath::etcd

@@ -1,18 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0
-#include "etcd.h"
+#include "fastpath/etcd.h"
 
 #include <algorithm>
 #include <string_view>
 
-#include "client.h"
-
-namespace fastpath::rubble::etcd {
+namespace fastpath::etcd {
 
 namespace {
 
 constexpr std::string_view kHttp = "http://";
 
 using etcdserverpb::Compare;
+
+std::string describe(const grpc::Status& st) {
+  std::string code;
+  switch (st.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+      code = "UNAVAILABLE";
+      break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      code = "DEADLINE_EXCEEDED";
+      break;
+    default:
+      code = "gRPC status " + std::to_string(st.error_code());
+  }
+  return code + ": " + st.error_message();
+}
+
+// The first key after every key that starts with prefix.
+std::string prefix_end(std::string prefix) {
+  while (!prefix.empty()) {
+    if (static_cast<unsigned char>(prefix.back()) < 0xff) {
+      prefix.back() = static_cast<char>(prefix.back() + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return std::string(1, '\0');  // every key
+}
 
 }  // namespace
 
@@ -54,7 +79,7 @@ std::string Client::failed(const std::string& what, const grpc::Status& st) cons
 std::string Client::check() {
   KeyValue kv;
   bool found = false;
-  return get("/fastpath/rubble/.check", &kv, &found);
+  return get("/fastpath/.check", &kv, &found);
 }
 
 std::string Client::get(const std::string& key, KeyValue* kv, bool* found) {
@@ -108,6 +133,64 @@ std::string Client::put_if(const std::string& key, const std::string& value, Gua
     result->found = true;
     result->current = {k.value(), k.create_revision(), k.mod_revision(), k.lease()};
   }
+  return "";
+}
+
+std::string Client::get_prefix(const std::string& prefix, std::vector<std::pair<std::string, KeyValue>>* kvs) {
+  if (!invalid_.empty()) return invalid_;
+  etcdserverpb::RangeRequest req;
+  req.set_key(prefix);
+  req.set_range_end(prefix_end(prefix));
+  etcdserverpb::RangeResponse resp;
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  if (const auto st = kv_->Range(&ctx, req, &resp); !st.ok()) return failed("reading the keys under " + prefix, st);
+  kvs->clear();
+  for (const auto& k : resp.kvs())
+    kvs->emplace_back(k.key(), KeyValue{k.value(), k.create_revision(), k.mod_revision(), k.lease()});
+  return "";
+}
+
+std::string Client::txn(const std::vector<Condition>& conditions, const std::vector<Write>& writes, bool* done,
+                        std::int64_t* revision) {
+  if (!invalid_.empty()) return invalid_;
+  etcdserverpb::TxnRequest txn;
+  for (const auto& cond : conditions) {
+    auto* c = txn.add_compare();
+    c->set_key(cond.key);
+    c->set_result(Compare::EQUAL);
+    switch (cond.target) {
+      case Condition::Target::kModRevision:
+        c->set_target(Compare::MOD);
+        c->set_mod_revision(cond.value);
+        break;
+      case Condition::Target::kCreateRevision:
+        c->set_target(Compare::CREATE);
+        c->set_create_revision(cond.value);
+        break;
+      case Condition::Target::kLease:
+        c->set_target(Compare::LEASE);
+        c->set_lease(cond.value);
+        break;
+    }
+  }
+  for (const auto& w : writes) {
+    if (w.erase) {
+      txn.add_success()->mutable_request_delete_range()->set_key(w.key);
+      continue;
+    }
+    auto* put = txn.add_success()->mutable_request_put();
+    put->set_key(w.key);
+    put->set_value(w.value);
+    put->set_lease(w.lease);
+  }
+  etcdserverpb::TxnResponse resp;
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  if (const auto st = kv_->Txn(&ctx, txn, &resp); !st.ok())
+    return failed("a transaction of " + std::to_string(writes.size()) + " writes", st);
+  *done = resp.succeeded();
+  *revision = resp.header().revision();
   return "";
 }
 
@@ -242,10 +325,12 @@ std::string Election::campaign(bool* leading, std::string* leader) {
   if (r.done) {
     *leading = true;
     *leader = name_;
+    created_ = r.revision;
     return "";
   }
   *leading = r.found && r.current.lease == lease;
   if (r.found) *leader = r.current.value;
+  created_ = *leading ? r.current.create_revision : 0;
   return "";
 }
 
@@ -253,4 +338,4 @@ void Election::resign() {
   lease_.revoke();
 }
 
-}  // namespace fastpath::rubble::etcd
+}  // namespace fastpath::etcd
