@@ -150,6 +150,7 @@ void LeaseTable::grant(const FileId& file, File& f, const Request& r) {
   h.generation = next_generation();
   h.revoking = false;
   h.granted_at = now_;
+  dirty_.insert(file);
   actions_.push_back(Action{Action::Kind::kGrant, r.node, file, h.mode, h.generation, r.id, {}});
 }
 
@@ -172,7 +173,7 @@ void LeaseTable::forget_if_unused(const FileId& file, const NodeId& node) {
 }
 
 void LeaseTable::drop_holder(const FileId& file, const NodeId& node) {
-  if (auto fit = files_.find(file); fit != files_.end()) fit->second.holders.erase(node);
+  if (auto fit = files_.find(file); fit != files_.end() && fit->second.holders.erase(node) > 0) dirty_.insert(file);
   forget_if_unused(file, node);
 }
 
@@ -216,6 +217,7 @@ void LeaseTable::ack(const NodeId& node, const FileId& file, uint64_t generation
   Holder& h = hit->second;
   if (h.generation != generation || mode >= h.mode) return;  // stale, or not a downgrade
   h.mode = mode;
+  dirty_.insert(file);
   if (h.revoking && h.mode <= h.revoke_to) h.revoking = false;
   if (h.mode == abi::kLeaseNone) drop_holder(file, node);
   pump(file);
@@ -258,7 +260,7 @@ void LeaseTable::expire(const NodeId& node) {
   for (const auto& file : files) {
     auto fit = files_.find(file);
     if (fit == files_.end()) continue;
-    fit->second.holders.erase(node);  // a pending revoke counts as acknowledged
+    if (fit->second.holders.erase(node) > 0) dirty_.insert(file);  // a pending revoke counts as acknowledged
     std::erase_if(fit->second.queue, [&](const Request& r) { return r.node == node; });
     pump(file);
   }
@@ -284,6 +286,19 @@ void LeaseTable::tick(TimePoint now) {
 }
 
 // ---- registration and reclaim ----
+
+void LeaseTable::restore(const std::vector<std::pair<NodeId, Lease>>& held, TimePoint now) {
+  for (const auto& [node, l] : held) {
+    if (l.mode == abi::kLeaseNone || l.file.empty()) continue;
+    if (l.generation >= (uint64_t{epoch_} << 32))
+      throw std::logic_error("restored lease of node " + node + " on " + l.file + " has generation " +
+                             hex(l.generation) + ", not below epoch " + std::to_string(epoch_));
+    files_[l.file].holders[node] = Holder{l.mode, l.generation, false, abi::kLeaseNone, TimePoint::min()};
+    Node& n = nodes_[node];
+    n.last_seen = now;
+    n.files.insert(l.file);
+  }
+}
 
 std::vector<ReclaimResult> LeaseTable::register_node(const NodeId& node, const std::vector<Lease>& held,
                                                      TimePoint now) {
@@ -335,6 +350,7 @@ ReclaimResult LeaseTable::reconcile(const NodeId& node, const Lease& claim, std:
   Holder& h = files_[claim.file].holders[node];
   if (claim.generation <= h.generation && claim.mode <= h.mode) {
     // An older generation: the newer grant never reached the node.
+    if (h.mode != claim.mode || h.generation != claim.generation) dirty_.insert(claim.file);
     h.mode = claim.mode;
     h.generation = claim.generation;
     if (h.revoking && h.mode <= h.revoke_to) h.revoking = false;
@@ -377,10 +393,12 @@ ReclaimResult LeaseTable::reclaim(const NodeId& node, const Lease& claim) {
     actions_.push_back(
         Action{Action::Kind::kRevoke, other, claim.file, abi::kLeaseNone, f.holders[other].generation, 0, {}});
     f.holders.erase(other);
+    dirty_.insert(claim.file);
     forget_if_unused(claim.file, other);
   }
   f.holders[node] = Holder{claim.mode, claim.generation, false, abi::kLeaseNone, TimePoint::min()};
   nodes_[node].files.insert(claim.file);
+  dirty_.insert(claim.file);
   return {claim.file, true, {}};
 }
 

@@ -154,6 +154,14 @@ class LeaseTable {
   // next_deadline() that can move earlier on an acquire); max() when none.
   [[nodiscard]] TimePoint next_hold_end() const;
   std::vector<Action> take_actions();
+  // Files whose holders changed since the last call (what a replicated
+  // service writes to its store; holders() gives their state).
+  std::set<FileId> take_dirty() { return std::exchange(dirty_, {}); }
+  // A new leader's start: leases recorded by earlier leaders (in etcd).
+  // Their nodes count as seen now: they expire after the TTL unless they
+  // register (and list the lease, rule 6) or send a message. Call before
+  // anything else; generations must be below this table's epoch.
+  void restore(const std::vector<std::pair<NodeId, Lease>>& held, TimePoint now);
 
   [[nodiscard]] bool registered(const NodeId& node) const { return nodes_.contains(node); }
   [[nodiscard]] bool in_grace() const { return grace_; }
@@ -213,6 +221,7 @@ class LeaseTable {
   std::map<NodeId, Node> nodes_;
   std::set<NodeId> expired_;  // nodes expired since the service started (for refusal reasons)
   std::vector<Action> actions_;
+  std::set<FileId> dirty_;  // files whose holders changed (take_dirty())
 };
 
 }  // namespace dfuse::leased
