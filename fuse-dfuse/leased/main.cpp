@@ -16,6 +16,17 @@
 // Every start bumps the epoch kept in --state-dir, so generations keep
 // growing across restarts; after a restart, nodes reclaim the leases they
 // hold during the grace period and nothing new is granted before it ends.
+//
+// With --etcd, two or three services run (on different machines) and one
+// leads: the epoch and every grant are kept in etcd, a standby takes over
+// when the leader's etcd lease lapses, and nodes given every service's
+// address (dfused --lease-service A,B,C) move to the new leader and keep
+// their leases (server.h, etcd_store.h):
+//
+//   $ dfuse-leased --listen 10.0.0.2:7070 --etcd 10.0.0.9:2379
+//   dfuse-leased: standing by on 10.0.0.2:7070, etcd 10.0.0.9:2379 (prefix /dfuse-leased, lease TTL 2 s), TTL 5 s,
+//   minimum hold 10 ms 12:00:00.120 dfuse-leased: standing by; 10.0.0.1:7070 leads (etcd at 10.0.0.9:2379) 12:00:41.870
+//   dfuse-leased: leading on 10.0.0.2:7070: epoch 7, 212 leases of 3 nodes restored from etcd at 10.0.0.9:2379 in 4 ms
 #include <signal.h>
 
 #include <cmath>
@@ -39,6 +50,10 @@ struct Args {
   std::string state_dir = "/var/lib/dfuse-leased";
   std::string ready_file;
   bool verbose = false;
+  std::string etcd;
+  std::string etcd_prefix = "/dfuse-leased";
+  std::string advertise;
+  long etcd_ttl_s = 2;
 };
 
 void add_options(CLI::App& app, Args& a) {
@@ -59,6 +74,17 @@ void add_options(CLI::App& app, Args& a) {
   app.add_option("--state-dir", a.state_dir, "directory for the persistent epoch (created if missing)")
       ->capture_default_str();
   app.add_option("--ready-file", a.ready_file, "write the bound address here once serving");
+  app.add_option("--etcd", a.etcd,
+                 "HOST:PORT of etcd: run as one of several services, of which one leads; the epoch and every grant "
+                 "are kept in etcd (--state-dir is not used)");
+  app.add_option("--etcd-prefix", a.etcd_prefix, "etcd key prefix of this cluster's services")->capture_default_str();
+  app.add_option("--advertise", a.advertise,
+                 "with --etcd: the address nodes reach this service at (default: the --listen address)");
+  app.add_option("--etcd-ttl", a.etcd_ttl_s,
+                 "with --etcd: seconds of the leader's etcd lease; a dead leader is replaced this long after its "
+                 "last renewal (etcd may raise it to its minimum)")
+      ->check(CLI::Range(1L, 600L))
+      ->capture_default_str();
   app.add_flag("-v,--verbose", a.verbose, "log every registration, grant, revoke, ack and release");
 }
 
@@ -94,14 +120,23 @@ int main(int argc, char** argv) {
   o.min_hold = std::chrono::milliseconds(a.min_hold_ms);
   o.state_dir = a.state_dir;
   o.verbose = a.verbose;
+  o.etcd = a.etcd;
+  o.etcd_prefix = a.etcd_prefix;
+  o.advertise = a.advertise;
+  o.etcd_ttl = std::chrono::seconds(a.etcd_ttl_s);
   try {
     dfuse::leased::LeaseServer server(o);
     const std::string addr = server.start();
-    std::cerr << kTool << ": epoch " << server.epoch();
-    if (server.restarted() && server.grace().count() > 0)
-      std::cerr << " (restart: reclaims accepted for " << server.grace().count() / 1000.0 << " s)";
-    std::cerr << ", serving on " << addr << ", TTL " << a.ttl_s << " s, minimum hold " << a.min_hold_ms << " ms"
-              << std::endl;
+    if (a.etcd.empty()) {
+      std::cerr << kTool << ": epoch " << server.epoch();
+      if (server.restarted() && server.grace().count() > 0)
+        std::cerr << " (restart: reclaims accepted for " << server.grace().count() / 1000.0 << " s)";
+      std::cerr << ", serving on " << addr;
+    } else {
+      std::cerr << kTool << ": standing by on " << (a.advertise.empty() ? addr : a.advertise) << ", etcd " << a.etcd
+                << " (prefix " << a.etcd_prefix << ", lease TTL " << a.etcd_ttl_s << " s)";
+    }
+    std::cerr << ", TTL " << a.ttl_s << " s, minimum hold " << a.min_hold_ms << " ms" << std::endl;
     if (!a.ready_file.empty()) fastpath::cli::write_ready_file(a.ready_file, addr);
     const int sig = wait_for_signal(set);
     std::cerr << kTool << ": " << strsignal(sig) << ", shutting down" << std::endl;
