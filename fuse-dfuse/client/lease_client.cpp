@@ -5,7 +5,10 @@
 // Threads:
 //   session    connects, registers (listing held leases: the reclaim), then
 //              reads the stream until it breaks; reconnects with backoff
-//              (50 ms doubling up to the heartbeat interval).
+//              (50 ms doubling up to the heartbeat interval). With several
+//              addresses it tries the one that served last, then the
+//              others in turn, and follows a standby's Redirect to the
+//              leader; it backs off after trying as many as there are.
 //   heartbeat  sends a heartbeat every options.heartbeat; cancels a stream
 //              whose heartbeats go unanswered; drops every lease locally
 //              (revoke handler, kLeaseNone) when no heartbeat was answered
@@ -40,6 +43,7 @@ constexpr milliseconds kInitialBackoff{50};
 constexpr int kWorkers = 4;
 
 struct Stream {
+  std::string address;
   // A channel of its own: gRPC 1.51's pick_first leaves a channel whose
   // connection failed idle and fails every fail-fast call on it.
   std::shared_ptr<grpc::Channel> channel;
@@ -75,6 +79,20 @@ std::string ms_text(milliseconds d) {
   return std::to_string(d.count()) + " ms";
 }
 
+std::vector<std::string> split_addresses(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', start), list.size());
+    std::string a = list.substr(start, comma - start);
+    while (!a.empty() && a.front() == ' ') a.erase(a.begin());
+    while (!a.empty() && a.back() == ' ') a.pop_back();
+    if (!a.empty()) out.push_back(std::move(a));
+    start = comma + 1;
+  }
+  return out;
+}
+
 const char* mode_text(LeaseMode m) {
   return m == abi::kLeaseWrite ? "write" : m == abi::kLeaseRead ? "read" : "none";
 }
@@ -106,9 +124,12 @@ class GrpcLeaseClient final : public LeaseClient {
     bool local = false;  // decided here (refused reclaim, lost heartbeats): always run the handler
   };
 
-  std::shared_ptr<Stream> new_stream();
+  std::shared_ptr<Stream> new_stream(const std::string& address);
   void session_loop();
-  bool register_on(const std::shared_ptr<Stream>& s);
+  bool register_on(const std::shared_ptr<Stream>& s, std::string* redirect);
+  void say(const std::string& line) const {
+    if (options_.log) options_.log(line);
+  }
   void read_loop(const std::shared_ptr<Stream>& s);
   void dispatch(const wire::ServiceMessage& m);
   void heartbeat_loop();
@@ -122,6 +143,7 @@ class GrpcLeaseClient final : public LeaseClient {
   }
 
   const LeaseClientOptions options_;
+  const std::vector<std::string> addresses_;  // options_.address, split at commas
   const RevokeHandler handler_;
   const milliseconds max_backoff_;
 
@@ -140,6 +162,7 @@ class GrpcLeaseClient final : public LeaseClient {
   Clock::time_point unreachable_since_;  // valid while !connected_
   std::string last_error_ = "not connected yet";
   uint32_t epoch_ = 0;
+  std::string served_by_;  // address of the service of the latest registration
   milliseconds ttl_{0};
   Clock::time_point confirmed_at_;  // send time of the newest answered heartbeat
   uint64_t heartbeat_seq_ = 0;
@@ -158,19 +181,21 @@ class GrpcLeaseClient final : public LeaseClient {
 
 GrpcLeaseClient::GrpcLeaseClient(LeaseClientOptions options, RevokeHandler on_revoke)
     : options_(std::move(options)),
+      addresses_(split_addresses(options_.address)),
       handler_(std::move(on_revoke)),
       max_backoff_(std::clamp(options_.heartbeat, milliseconds(50), milliseconds(1000))) {
   unreachable_since_ = Clock::now();
 }
 
-std::shared_ptr<Stream> GrpcLeaseClient::new_stream() {
+std::shared_ptr<Stream> GrpcLeaseClient::new_stream(const std::string& address) {
   grpc::ChannelArguments args;
   // A fresh channel per attempt, reconnect backoff is ours (bounded by the
   // heartbeat interval), and two clients in one process are two nodes: no
   // connection state shared between them.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   auto s = std::make_shared<Stream>();
-  s->channel = grpc::CreateCustomChannel(options_.address, grpc::InsecureChannelCredentials(), args);
+  s->address = address;
+  s->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   s->stub = wire::LeaseService::NewStub(s->channel);
   s->rw = s->stub->Session(&s->ctx);
   return s;
@@ -210,21 +235,35 @@ GrpcLeaseClient::~GrpcLeaseClient() {
 
 void GrpcLeaseClient::session_loop() {
   milliseconds backoff = kInitialBackoff;
+  std::size_t at = 0;        // index in addresses_ to try next
+  std::size_t attempts = 0;  // since the last backoff or registration
+  std::string redirect;      // leader named by a standby, tried next
   for (;;) {
-    auto s = new_stream();
+    const std::string address = redirect.empty() ? addresses_[at % addresses_.size()] : std::exchange(redirect, "");
+    auto s = new_stream(address);
     {
       std::lock_guard lock(mu_);
       registering_ = s;
       registering_since_ = Clock::now();
       if (stopping_) s->ctx.TryCancel();  // the destructor may have looked before we published s
     }
-    if (register_on(s)) {
+    if (register_on(s, &redirect)) {
       backoff = kInitialBackoff;
+      attempts = 0;
+      if (auto it = std::find(addresses_.begin(), addresses_.end(), address); it != addresses_.end())
+        at = static_cast<std::size_t>(it - addresses_.begin());  // after a break: this one first
       read_loop(s);
     } else {
-      std::unique_lock lock(mu_);
-      if (!stopping_ && fatal_.empty()) stop_cv_.wait_for(lock, backoff, [&] { return stopping_; });
-      backoff = std::min(backoff * 2, max_backoff_);
+      if (redirect.empty() || redirect == address) {
+        redirect.clear();
+        ++at;
+      }
+      if (++attempts >= addresses_.size()) {
+        attempts = 0;
+        std::unique_lock lock(mu_);
+        if (!stopping_ && fatal_.empty()) stop_cv_.wait_for(lock, backoff, [&] { return stopping_; });
+        backoff = std::min(backoff * 2, max_backoff_);
+      }
     }
     std::lock_guard lock(mu_);
     if (stopping_ || !fatal_.empty()) {
@@ -235,8 +274,9 @@ void GrpcLeaseClient::session_loop() {
   }
 }
 
-// Registers on a fresh stream. False (the stream finished) if that failed.
-bool GrpcLeaseClient::register_on(const std::shared_ptr<Stream>& s) {
+// Registers on a fresh stream. False (the stream finished) if that failed;
+// *redirect: the leader a standby named.
+bool GrpcLeaseClient::register_on(const std::shared_ptr<Stream>& s, std::string* redirect) {
   wire::NodeMessage m;
   std::vector<std::pair<FileId, Grant>> claimed;
   Clock::time_point sent;
@@ -255,7 +295,12 @@ bool GrpcLeaseClient::register_on(const std::shared_ptr<Stream>& s) {
   }
   wire::ServiceMessage reply;
   bool ok = s->write(m) && s->rw->Read(&reply);
-  if (ok && !reply.has_registered()) {
+  std::string standby;  // a standby's reason
+  if (ok && reply.has_redirect()) {
+    *redirect = reply.redirect().leader();
+    standby = reply.redirect().reason();
+    ok = false;
+  } else if (ok && !reply.has_registered()) {
     s->ctx.TryCancel();  // not our protocol
     ok = false;
   }
@@ -265,7 +310,8 @@ bool GrpcLeaseClient::register_on(const std::shared_ptr<Stream>& s) {
     const grpc::Status st = s->finish();
     std::lock_guard lock(mu_);
     registering_.reset();
-    last_error_ = describe(st);
+    last_error_ = standby.empty() ? describe(st) : standby;
+    if (addresses_.size() > 1) last_error_ = s->address + ": " + last_error_;
     if (st.error_code() == grpc::StatusCode::INVALID_ARGUMENT) fatal_ = st.error_message();
     cv_.notify_all();
     return false;
@@ -279,6 +325,18 @@ bool GrpcLeaseClient::register_on(const std::shared_ptr<Stream>& s) {
     stream_ = s;
     connected_ = true;
     ++session_;
+    int refused = 0;
+    for (const auto& c : r.reclaims()) refused += c.accepted() ? 0 : 1;
+    if (epoch_ != 0 && (r.epoch() != epoch_ || s->address != served_by_))
+      say("lease service: now dfuse-leased at " + s->address + " (epoch " + std::to_string(r.epoch()) + ", was " +
+          served_by_ + " epoch " + std::to_string(epoch_) + "); it confirmed " +
+          std::to_string(claimed.size() - static_cast<std::size_t>(refused)) + " of the " +
+          std::to_string(claimed.size()) + " leases this node holds");
+    else if (epoch_ != 0)
+      say("lease service: dfuse-leased at " + s->address + " answers again; it confirmed " +
+          std::to_string(claimed.size() - static_cast<std::size_t>(refused)) + " of the " +
+          std::to_string(claimed.size()) + " leases this node holds");
+    served_by_ = s->address;
     epoch_ = r.epoch();
     ttl_ = milliseconds(r.ttl_ms());
     confirmed_at_ = sent;
@@ -326,6 +384,13 @@ void GrpcLeaseClient::read_loop(const std::shared_ptr<Stream>& s) {
   stream_.reset();
   unreachable_since_ = Clock::now();
   last_error_ = describe(st);
+  if (addresses_.size() > 1) last_error_ = s->address + ": " + last_error_;
+  if (!stopping_)
+    say("lease service: lost dfuse-leased at " + s->address + " (" + describe(st) + "); this node keeps its " +
+        std::to_string(held_.size()) + " leases until a service answers, for at most " +
+        ms_text(std::max(milliseconds(0),
+                         std::chrono::duration_cast<milliseconds>(confirmed_at_ + ttl_ * 3 / 4 - Clock::now()))) +
+        " (3/4 of the TTL after the last answered heartbeat); no new leases meanwhile");
   cv_.notify_all();
 }
 
@@ -356,6 +421,9 @@ void GrpcLeaseClient::dispatch(const wire::ServiceMessage& m) {
       enqueue_revoke_locked(Revoke{r.file(), static_cast<LeaseMode>(r.new_mode()), r.generation()}, false);
       break;
     }
+    case wire::ServiceMessage::kNotice:
+      say("lease service: dfuse-leased at " + served_by_ + ": " + m.notice().text());
+      break;
     case wire::ServiceMessage::kHeartbeatAck: {
       auto it = heartbeats_sent_.find(m.heartbeat_ack().seq());
       if (it == heartbeats_sent_.end()) break;
@@ -386,6 +454,10 @@ void GrpcLeaseClient::heartbeat_loop() {
       beat(lock, now);
     }
     if (!held_.empty() && ttl_.count() > 0 && now >= confirmed_at_ + ttl_ * 3 / 4) {
+      say("lease service: no heartbeat answered for " +
+          ms_text(std::chrono::duration_cast<milliseconds>(now - confirmed_at_)) + " (3/4 of the TTL " + ms_text(ttl_) +
+          "): dropping the " + std::to_string(held_.size()) +
+          " leases this node holds before the service gives them to others");
       auto s = connected_ ? stream_ : nullptr;
       const wire::NodeMessage release = drop_all_locally_locked();
       lock.unlock();
@@ -590,7 +662,8 @@ void GrpcLeaseClient::wait_registered() {
 }  // namespace
 
 std::unique_ptr<LeaseClient> LeaseClient::connect(const LeaseClientOptions& options, RevokeHandler on_revoke) {
-  if (options.address.empty()) throw LeaseError("lease client: no service address (host:port of dfuse-leased)");
+  if (split_addresses(options.address).empty())
+    throw LeaseError("lease client: no service address (host:port of dfuse-leased, or several comma-separated)");
   if (options.node_id.empty()) throw LeaseError("lease client for " + options.address + ": empty node_id");
   if (options.heartbeat.count() <= 0)
     throw LeaseError("lease client for " + options.address + ": the heartbeat interval must be positive");

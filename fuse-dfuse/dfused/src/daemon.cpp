@@ -84,6 +84,7 @@ void Daemon::connect_lease_service() {
   o.address = opts_.lease_service;
   o.node_id = opts_.node_id.empty() ? default_node_id() : opts_.node_id;
   o.unreachable_timeout = opts_.lease_timeout;
+  o.log = [](const std::string& line) { logf("%s", line.c_str()); };
   LeaseBridge* bridge = bridge_.get();
   client_ = connect_lease_client(o, [bridge](const Revoke& r) { bridge->handle_revoke(r); });
   bridge_->set_client(client_.get());

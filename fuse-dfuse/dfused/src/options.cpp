@@ -25,7 +25,9 @@ void add_options(CLI::App& app, Options& opts) {
          "auto | lease | writeback | writethrough (default auto: lease when the kernel offers it and "
          "--lease-service is set, else writethrough)")
       ->check(CLI::IsMember({"auto", "lease", "writeback", "writethrough"}));
-  app.add_option("--lease-service", opts.lease_service, "host:port of dfuse-leased (needed for lease mode)");
+  app.add_option("--lease-service", opts.lease_service,
+                 "host:port of dfuse-leased (needed for lease mode); several, comma-separated, for services that "
+                 "share etcd (dfuse-leased --etcd): dfused finds the leader and follows it");
   app.add_option("--node-id", opts.node_id, "This node's name at the lease service (default hostname:pid)");
   app.add_option("--threads", opts.threads, "Threads serving FUSE requests")
       ->check(CLI::Range(1u, 256u))

@@ -7,6 +7,12 @@
 // and, for kLeaseNone, dropped its cache). A node that misses heartbeats for
 // the TTL loses all its leases. After a service restart, nodes reclaim the
 // leases they hold during a grace period; no new grant is made before it ends.
+//
+// Several services sharing etcd (dfuse-leased --etcd): the client is given
+// all their addresses, registers with the one that leads (a standby
+// redirects it), and when the leader's stream breaks moves to whichever
+// service leads next, listing the leases it holds; the new leader knows them
+// from etcd and the node keeps them.
 #pragma once
 
 #include <chrono>
@@ -48,12 +54,19 @@ class LeaseError : public std::runtime_error {
 };
 
 struct LeaseClientOptions {
-  std::string address;  // host:port of dfuse-leased
+  // host:port of dfuse-leased; several, comma-separated, for services
+  // sharing etcd (any order: the client finds the leader).
+  std::string address;
   std::string node_id;  // unique per node (dfused default: hostname:pid)
   std::chrono::milliseconds heartbeat{500};
   // How long acquire() keeps retrying while the service is unreachable
   // (e.g. restarting) before it throws LeaseError.
   std::chrono::milliseconds unreachable_timeout{30000};
+  // Where the client reports what changes its leases' standing: the
+  // service lost or found again, a move to a new leader, etcd lost by the
+  // service, leases dropped for lack of heartbeats. Called on client
+  // threads; none: silent.
+  std::function<void(const std::string&)> log;
 };
 
 class LeaseClient {
@@ -66,8 +79,7 @@ class LeaseClient {
 
   // Connects and registers the node; throws LeaseError if the service is not
   // reachable within options.unreachable_timeout.
-  static std::unique_ptr<LeaseClient> connect(const LeaseClientOptions& options,
-                                              RevokeHandler on_revoke);
+  static std::unique_ptr<LeaseClient> connect(const LeaseClientOptions& options, RevokeHandler on_revoke);
   virtual ~LeaseClient() = default;  // stops heartbeats; leases are NOT released
 
   // Blocks until the service grants at least `mode` for `file` to this node.
