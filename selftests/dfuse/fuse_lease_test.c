@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,14 +32,22 @@
 #define DATA_MAX (1 << 20)
 #define MAX_WRITE (128 * 1024)
 #define NTHREADS 2
+#define REQ_MAX (MAX_WRITE + 64 * 1024)	/* one request read from /dev/fuse */
 
 struct srv {
 	int fd;
 	char mnt[64];
+	dev_t dev;		/* the mount's device: names its connection */
 	bool accept_leases;
 	bool offered;		/* FUSE_LEASES was in the INIT request */
 	bool initialized;	/* INIT answered */
 	pthread_t thr[NTHREADS];
+	struct serve_arg {
+		struct srv *s;
+		int i;
+	} arg[NTHREADS];
+	unsigned char *req[NTHREADS];	/* request buffer of each thread */
+	unsigned char *out[NTHREADS];	/* READ reply buffer of each thread */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned char *data;
@@ -97,7 +106,8 @@ static void fill_attr(struct srv *s, uint64_t node, struct fuse_attr *a)
 	a->blocks = (s->size + 511) / 512;
 }
 
-static void handle(struct srv *s, struct fuse_in_header *in, void *arg)
+static void handle(struct srv *s, struct fuse_in_header *in, void *arg,
+		   unsigned char *out)
 {
 	union {
 		struct fuse_init_out init;
@@ -190,7 +200,6 @@ static void handle(struct srv *s, struct fuse_in_header *in, void *arg)
 	case FUSE_READ: {
 		struct fuse_read_in *ri = arg;
 		uint64_t n = 0;
-		unsigned char *buf = malloc(ri->size + 1);
 
 		pthread_mutex_lock(&s->lock);
 		s->n_read++;
@@ -198,10 +207,11 @@ static void handle(struct srv *s, struct fuse_in_header *in, void *arg)
 			n = s->size - ri->offset;
 		if (n > ri->size)
 			n = ri->size;
-		memcpy(buf, s->data + ri->offset, n);
+		if (n > MAX_WRITE)
+			n = MAX_WRITE;	/* a short read */
+		memcpy(out, s->data + ri->offset, n);
 		pthread_mutex_unlock(&s->lock);
-		reply(s, u, 0, buf, n);
-		free(buf);
+		reply(s, u, 0, out, n);
 		return;
 	}
 	case FUSE_WRITE: {
@@ -270,22 +280,38 @@ static void handle(struct srv *s, struct fuse_in_header *in, void *arg)
 
 static void *serve(void *p)
 {
-	struct srv *s = p;
-	size_t len = MAX_WRITE + 64 * 1024;
-	char *buf = malloc(len);
+	struct serve_arg *a = p;
+	struct srv *s = a->s;
+	unsigned char *req = s->req[a->i], *out = s->out[a->i];
 
 	for (;;) {
-		ssize_t n = read(s->fd, buf, len);
+		ssize_t n = read(s->fd, req, REQ_MAX);
 
 		if (n < 0 && (errno == EINTR || errno == ENOENT))
 			continue;	/* interrupted, or request aborted */
 		if (n < (ssize_t)sizeof(struct fuse_in_header))
 			break;		/* ENODEV: unmounted or aborted */
-		handle(s, (struct fuse_in_header *)buf,
-		       buf + sizeof(struct fuse_in_header));
+		handle(s, (struct fuse_in_header *)req,
+		       req + sizeof(struct fuse_in_header), out);
 	}
-	free(buf);
 	return NULL;
+}
+
+/*
+ * The daemon's threads share the test's address space, and a test thread
+ * can wait for them inside a page fault with mmap_lock held for read (a
+ * readahead or a write-back they must answer). If a daemon thread then
+ * asked for mmap_lock for write (malloc's mmap/munmap) or faulted behind
+ * such a request, nobody would get on. So the daemon uses only memory
+ * that is mapped, populated and locked before the file system is mounted.
+ */
+static void *pinned(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_LOCKED,
+		       -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
 }
 
 static struct srv *srv_start(bool accept_leases)
@@ -294,7 +320,15 @@ static struct srv *srv_start(bool accept_leases)
 	char opts[128];
 
 	s->accept_leases = accept_leases;
-	s->data = calloc(1, DATA_MAX);
+	s->data = pinned(DATA_MAX);
+	if (!s->data)
+		return NULL;
+	for (int i = 0; i < NTHREADS; i++) {
+		s->req[i] = pinned(REQ_MAX);
+		s->out[i] = pinned(MAX_WRITE);
+		if (!s->req[i] || !s->out[i])
+			return NULL;
+	}
 	s->mode = 0644;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -309,14 +343,63 @@ static struct srv *srv_start(bool accept_leases)
 		 s->fd);
 	if (mount("leasetest", s->mnt, "fuse.leasetest", 0, opts))
 		return NULL;
-	for (int i = 0; i < NTHREADS; i++)
-		pthread_create(&s->thr[i], NULL, serve, s);
+	for (int i = 0; i < NTHREADS; i++) {
+		s->arg[i].s = s;
+		s->arg[i].i = i;
+		pthread_create(&s->thr[i], NULL, serve, &s->arg[i]);
+	}
 	/* mount() returns before the daemon has answered INIT */
 	pthread_mutex_lock(&s->lock);
 	while (!s->initialized)
 		pthread_cond_wait(&s->cond, &s->lock);
 	pthread_mutex_unlock(&s->lock);
+	{
+		struct stat st;
+
+		char path[96];
+		FILE *f;
+
+		if (stat(s->mnt, &st))
+			return NULL;
+		s->dev = st.st_dev;
+		/*
+		 * A new FUSE bdi has no write-out history, so its share of the
+		 * background threshold is 0 and the flusher may write a single
+		 * dirty page back at any time. Give it a share: dirty pages
+		 * then stay until a revoke, fsync or unmount, as tests expect.
+		 */
+		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/min_ratio",
+			 major(st.st_dev), minor(st.st_dev));
+		f = fopen(path, "w");
+		if (!f)
+			return NULL;
+		fputs("1", f);
+		if (fclose(f))
+			return NULL;
+	}
 	return s;
+}
+
+/*
+ * Abort the connection through fusectl, as the death of the daemon would.
+ * Returns 0, or -errno (-ENOENT: the connection is already gone).
+ */
+static int srv_abort(struct srv *s)
+{
+	char path[128];
+	int fd, ret = 0;
+
+	mkdir("/sys/fs/fuse/connections", 0755);
+	mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort",
+		 (unsigned int)s->dev);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, "1", 1) != 1)
+		ret = -errno;
+	close(fd);
+	return ret;
 }
 
 static void srv_stop(struct srv *s)
@@ -326,11 +409,21 @@ static void srv_stop(struct srv *s)
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	umount2(s->mnt, MNT_DETACH);
+	/*
+	 * Normally the unmount ended the connection. A test that failed with
+	 * the file still open or mapped keeps it alive: abort it, so that the
+	 * failure is reported instead of the serving threads waiting forever.
+	 */
+	srv_abort(s);
 	for (int i = 0; i < NTHREADS; i++)
 		pthread_join(s->thr[i], NULL);
 	close(s->fd);
 	rmdir(s->mnt);
-	free(s->data);
+	for (int i = 0; i < NTHREADS; i++) {
+		munmap(s->req[i], REQ_MAX);
+		munmap(s->out[i], MAX_WRITE);
+	}
+	munmap(s->data, DATA_MAX);
 	free(s);
 }
 
@@ -688,7 +781,7 @@ TEST_F(lease, waiter_is_killable)
 TEST(daemon_death_fails_waiters)
 {
 	struct srv *s = srv_start(true);
-	int status;
+	int status, ret;
 	pid_t pid;
 
 	ASSERT_NE(NULL, s);
@@ -705,23 +798,8 @@ TEST(daemon_death_fails_waiters)
 		pthread_cond_wait(&s->cond, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 	/* abort the connection as the death of the daemon would */
-	mkdir("/sys/fs/fuse/connections", 0755);
-	mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
-	{
-		char path[128], dev[32];
-		struct stat st;
-		int fd;
-
-		ASSERT_EQ(0, stat(s->mnt, &st));
-		snprintf(dev, sizeof(dev), "%u", (unsigned int)st.st_dev);
-		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%s/abort",
-			 dev);
-		fd = open(path, O_WRONLY);
-		ASSERT_LE(0, fd) TH_LOG("%s: %s (mount -t fusectl?)", path,
-					strerror(errno));
-		ASSERT_EQ(1, write(fd, "1", 1));
-		close(fd);
-	}
+	ret = srv_abort(s);
+	ASSERT_EQ(0, ret) TH_LOG("fusectl abort: %s", strerror(-ret));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(0, WEXITSTATUS(status));
