@@ -1257,6 +1257,13 @@ void QpImpl::on_duplicate(const wire::Packet& p) {
       if (r.atomic || wire::psn_lt(p.psn, r.first_psn) || wire::psn_lt(r.last_psn, p.psn)) continue;
       // Replay from the asked PSN: the range must lie inside the original.
       if (p.rkey != r.rkey || p.va < r.va || p.va + p.dma_len > r.va + r.len) return;
+      // The requester has every packet before p.psn and drops any other as
+      // out of sequence: what is still queued of an earlier answer to this
+      // READ would only crowd the link (and, when a large READ is asked
+      // again several times, make answers pile up behind each other).
+      std::erase_if(resp_, [&r](const RespItem& q) {
+        return q.kind == RespItem::kRead && wire::psn_le(r.first_psn, q.psn) && wire::psn_le(q.psn, r.last_psn);
+      });
       RespItem ri;
       ri.kind = RespItem::kRead;
       ri.psn = p.psn;
