@@ -29,7 +29,10 @@ EtcdStore::EtcdStore(StoreOptions options)
       election_(client_, key("leader"), options_.name, options_.ttl) {}
 
 std::string EtcdStore::check() {
-  return client_.check();
+  // A start-up probe may wait longer than the leader's calls do (a slow or
+  // starting etcd); an etcd that refuses connections fails at once anyway.
+  fastpath::etcd::Client probe(options_.endpoint, std::chrono::seconds(5));
+  return probe.check();
 }
 
 std::string EtcdStore::campaign(bool* leading, std::string* leader) {

@@ -263,6 +263,8 @@ std::shared_ptr<NodeSession> LeaseServer::Impl::open(grpc::ServerContext* ctx, c
 
   std::lock_guard lock(mu_);
   if (shutting_down_) return nullptr;
+  if (table_ && lead_alive_ && !lead_alive_())
+    step_down_locked("this service's etcd lease lapsed (etcd did not renew it in time)");
   if (!table_) {
     *leader = leader_;
     *standby = true;
