@@ -196,6 +196,24 @@ std::shared_ptr<Stream> GrpcLeaseClient::new_stream(const std::string& address) 
   auto s = std::make_shared<Stream>();
   s->address = address;
   s->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  // Starting the call waits for the connection, up to gRPC's 20 s connect
+  // timeout when the peer accepts TCP but does not answer (a service that
+  // hangs, a machine gone): bound that, so that the next address is tried
+  // while the leases still stand. A refused connection fails at once.
+  const milliseconds limit = std::clamp(2 * options_.heartbeat, milliseconds(500), milliseconds(2000));
+  const auto deadline = std::chrono::system_clock::now() + limit;
+  for (;;) {
+    const grpc_connectivity_state st = s->channel->GetState(true);
+    if (st == GRPC_CHANNEL_READY) break;
+    if (st == GRPC_CHANNEL_TRANSIENT_FAILURE || st == GRPC_CHANNEL_SHUTDOWN ||
+        !s->channel->WaitForStateChange(st, deadline)) {
+      std::lock_guard lock(mu_);
+      last_error_ = address + ": " +
+                    (st == GRPC_CHANNEL_TRANSIENT_FAILURE ? std::string("cannot connect")
+                                                          : "no connection within " + ms_text(limit));
+      return nullptr;
+    }
+  }
   s->stub = wire::LeaseService::NewStub(s->channel);
   s->rw = s->stub->Session(&s->ctx);
   return s;
@@ -241,13 +259,13 @@ void GrpcLeaseClient::session_loop() {
   for (;;) {
     const std::string address = redirect.empty() ? addresses_[at % addresses_.size()] : std::exchange(redirect, "");
     auto s = new_stream(address);
-    {
+    if (s) {
       std::lock_guard lock(mu_);
       registering_ = s;
       registering_since_ = Clock::now();
       if (stopping_) s->ctx.TryCancel();  // the destructor may have looked before we published s
     }
-    if (register_on(s, &redirect)) {
+    if (s && register_on(s, &redirect)) {
       backoff = kInitialBackoff;
       attempts = 0;
       if (auto it = std::find(addresses_.begin(), addresses_.end(), address); it != addresses_.end())
