@@ -625,8 +625,8 @@ void LeaseServer::role_loop() {
     std::string leader;
     if (impl_->leading()) {
       if (!store_->alive()) {
-        impl_->step_down("this service's etcd lease lapsed (etcd at " + etcd + " renewed it less than " +
-                         std::to_string(options_.etcd_ttl.count()) + " s ago no more)");
+        impl_->step_down("this service's etcd lease lapsed (etcd at " + etcd + " did not renew it within its TTL of " +
+                         std::to_string(options_.etcd_ttl.count()) + " s)");
         last_leader = "?";
         continue;
       }

@@ -438,6 +438,51 @@ TEST(LeasedEtcd, EtcdLostWhileRunningStopsGrantsAndNodesKeepTheirLeasesUntilTheT
   for (const auto& l : a.log()) std::cout << "[ node log ] " << l << std::endl;
 }
 
+// The leader paused (SIGSTOP) past its etcd lease: the standby takes over
+// and the nodes move to it with their leases (a node gives a connection to
+// the hung service 0.5 s, then tries the next address). When the old
+// leader runs again it believes it leads until it looks: its role thread,
+// or a node's message (here b's registration, queued while it was
+// stopped), finds the etcd lease lapsed; it steps down and redirects b to
+// the new leader. Nothing conflicting is granted meanwhile.
+TEST(LeasedEtcd, APausedLeaderStepsDownWhenItRunsAgain) {
+  REQUIRE_ETCD();
+  EtcdServer etcd;
+  // Node TTL 5 s: a node notices a hung service after TTL/2 without answered
+  // heartbeats, then gives a connection attempt to it 0.5 s; its leases
+  // stand for 3/4 TTL.
+  Cluster c(etcd, 2, {"--ttl", "5", "--etcd-ttl", "1"});
+  const int l = c.wait_leader(milliseconds(5000));
+  ASSERT_GE(l, 0) << (c.dump(), "nobody leads");
+  const std::size_t old = static_cast<std::size_t>(l), other = 1 - old;
+  Checker checker;
+  KernelNode a(c.addresses(), "a", checker);
+  const Grant w = a.ensure("f1", kWrite);
+  ASSERT_EQ(w.generation >> 32, 1u);
+
+  c[old].signal(SIGSTOP);
+  std::vector<bool> skip(c.size());
+  skip[old] = true;
+  const int next = c.wait_leader(milliseconds(5000), skip);
+  ASSERT_EQ(next, static_cast<int>(other)) << (c.dump(), "the standby did not take over");
+  EXPECT_TRUE(wait_for([&] { return a.logged("now dfuse-leased at " + c[other].address()); }, milliseconds(4000)))
+      << (c.dump(), "node a did not move to the new leader");
+  EXPECT_FALSE(a.logged("dropping the")) << "node a lost its lease in the failover";
+
+  // b knows only the old leader; its registration waits there.
+  auto b = std::async(std::launch::async, [&] { return std::make_unique<KernelNode>(c[old].address(), "b", checker); });
+  std::this_thread::sleep_for(milliseconds(300));
+  c[old].signal(SIGCONT);
+  std::unique_ptr<KernelNode> node_b = b.get();
+  const Grant r = node_b->ensure("f1", kRead);
+  EXPECT_EQ(r.generation >> 32, 2u) << "granted by the old leader";
+  EXPECT_GT(r.generation, w.generation);
+  EXPECT_TRUE(wait_for([&] { return contains(read_file(c[old].log()), "no longer leading"); }, milliseconds(3000)))
+      << (c.dump(), "the old leader did not step down");
+  EXPECT_EQ(checker.violations(), 0) << checker.first();
+  if (HasFailure() || getenv("DFUSE_TEST_LOG")) c.dump();
+}
+
 // Two stores that both believe they lead: only the one etcd knows as leader
 // commits. A's etcd lease is revoked behind its back (as when A was paused
 // past its TTL): B wins the election and takes the next epoch; A's commit
