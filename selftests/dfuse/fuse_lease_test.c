@@ -60,6 +60,12 @@ struct srv {
 	int lease_error;	/* answer FUSE_LEASE with this error */
 	bool revoke_first;	/* revoke the grant before sending it */
 	int revoke_first_ret;
+	/*
+	 * Before granting, revoke the lease held and let the file become
+	 * this text: another node's write between this node's request and
+	 * its grant.
+	 */
+	const char *revoke_held_then;
 };
 
 static int reply(struct srv *s, uint64_t unique, int error, const void *p,
@@ -246,6 +252,13 @@ static void handle(struct srv *s, struct fuse_in_header *in, void *arg,
 			pthread_mutex_unlock(&s->lock);
 			reply(s, u, s->lease_error, NULL, 0);
 			return;
+		}
+		if (s->revoke_held_then) {
+			s->revoke_first_ret = notify_revoke(s, in->nodeid,
+					FUSE_LEASE_NONE, s->gen);
+			s->size = strlen(s->revoke_held_then);
+			memcpy(s->data, s->revoke_held_then, s->size);
+			s->revoke_held_then = NULL;
 		}
 		o.lease.generation = ++s->gen;
 		o.lease.mode = li->mode;
@@ -647,6 +660,32 @@ TEST_F(lease, size_comes_with_grant)
 	ASSERT_EQ(0, stat(path_of(self->s), &st));
 	ASSERT_EQ(27, st.st_size);
 	ASSERT_EQ(27, read_all(self->s, buf, sizeof(buf), 0));
+}
+
+/*
+ * A revoke of the lease held can come while this node asks for a stronger
+ * one; the grant that follows is newer than the revoke and its size is the
+ * file's: an append after it lands at the end another node left, not at
+ * the end this node knew before.
+ */
+TEST_F(lease, grant_after_revoke_of_held_lease_brings_size)
+{
+	char buf[64] = {};
+	int fd;
+
+	ASSERT_EQ(11, read_all(self->s, buf, sizeof(buf), 0));
+	ASSERT_EQ(1, counter(self->s, &self->s->n_lease));
+	fd = open(path_of(self->s), O_WRONLY | O_APPEND);
+	ASSERT_LE(0, fd);
+	self->s->revoke_held_then = "version one, and more";
+	ASSERT_EQ(1, write(fd, "X", 1));
+	ASSERT_EQ(0, self->s->revoke_first_ret);
+	ASSERT_EQ(1, counter(self->s, &self->s->n_lease_write));
+	ASSERT_EQ(0, notify_revoke(self->s, FILE_NODE, FUSE_LEASE_NONE,
+				   self->s->gen));
+	ASSERT_TRUE(data_is(self->s, "version one, and moreX"))
+		TH_LOG("the append landed at the size known before the grant");
+	close(fd);
 }
 
 /* Stores through a shared mapping are written back by the revoke. */
