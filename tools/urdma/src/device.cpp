@@ -323,7 +323,9 @@ void Engine::transmit(wire::Packet& p, std::uint32_t dst_ip, std::uint32_t src_q
 
 void Engine::receive(const RxPacket& rx, std::uint64_t now) {
   wire::Packet p;
-  const wire::ParseError e = wire::parse(std::span<const std::uint8_t>(rx.data, rx.len), p);
+  wire::ParseError e = wire::parse(std::span<const std::uint8_t>(rx.data, rx.len), p);
+  if (e == wire::ParseError::kBadIcrc && io_->repair_icrc(rx))
+    e = wire::parse(std::span<const std::uint8_t>(rx.data, rx.len), p);
   switch (e) {
     case wire::ParseError::kOk:
       break;

@@ -32,6 +32,7 @@ class FaultIo final : public PacketIo {
   in_addr local_ip() const override { return inner_->local_ip(); }
   int link_mtu() const override { return inner_->link_mtu(); }
   int fixed_udp_sport() const override { return inner_->fixed_udp_sport(); }
+  bool repair_icrc(const RxPacket& rx) override { return inner_->repair_icrc(rx); }
   std::string describe() const override;
   std::map<std::string, std::uint64_t> counters() const override;
 

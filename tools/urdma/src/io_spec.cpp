@@ -60,7 +60,7 @@ void parse_keys(const std::string& spec, std::size_t pos, IoSpec& out) {
 void check_keys(const IoSpec& s) {
   static const std::set<std::string> common = {"mtu",     "drop", "dup",     "reorder",
                                                "corrupt", "seed", "spin_us", "keepalive_ms"};
-  static const std::set<std::string> udp = {"ip"};
+  static const std::set<std::string> udp = {"ip", "ip_id"};
   static const std::set<std::string> dpdk = {"ip", "iface", "dev", "eal"};
   const auto& own = s.backend == "udp" ? udp : dpdk;
   for (const auto& [key, value] : s.keys) {

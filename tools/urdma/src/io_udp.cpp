@@ -7,6 +7,9 @@
 // which a socket cannot see: with DF set, Linux gives unconnected datagrams IP
 // ID 0 (ip_select_ident_segs in include/net/ip.h: no inet_daddr, DF and not
 // ignore_df -> id = 0), so between urdma peers on this back-end ID 0 is right.
+// rxe picks an ID of its own for each packet: with ip_id=solve the back-end
+// recovers it from the ICRC (wire::solve_ip_id) when ID 0 does not check, at
+// the price of half the ICRC's strength for those packets (16 of 32 bits).
 #include <arpa/inet.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
@@ -21,6 +24,7 @@
 
 #include "fastpath/unique_fd.h"
 #include "urdma/packet_io.h"
+#include "wire.h"
 
 namespace urdma {
 namespace {
@@ -89,7 +93,7 @@ fastpath::UniqueFd open_socket(in_addr ip) {
 
 class UdpIo final : public PacketIo {
  public:
-  UdpIo(in_addr ip, int mtu) : ip_(ip), mtu_(mtu), fd_(open_socket(ip)) {
+  UdpIo(in_addr ip, int mtu, bool solve_id) : ip_(ip), mtu_(mtu), solve_id_(solve_id), fd_(open_socket(ip)) {
     // A datagram bigger than the link MTU cannot be a valid RoCE packet for
     // us, but take up to 9000 so a peer with a larger MTU is seen (and
     // counted by the transport) rather than silently truncated.
@@ -103,10 +107,15 @@ class UdpIo final : public PacketIo {
   in_addr local_ip() const override { return ip_; }
   int link_mtu() const override { return mtu_; }
   int fixed_udp_sport() const override { return kRocePort; }
-  std::string describe() const override { return "udp " + addr_str(ip_) + ":4791 mtu=" + std::to_string(mtu_); }
+  std::string describe() const override {
+    return "udp " + addr_str(ip_) + ":4791 mtu=" + std::to_string(mtu_) + (solve_id_ ? " ip_id=solve" : "");
+  }
+  bool repair_icrc(const RxPacket& rx) override;
   std::map<std::string, std::uint64_t> counters() const override {
-    return {
-        {"tx_malformed", tx_malformed_.get()}, {"tx_errors", tx_errors_.get()}, {"rx_truncated", rx_truncated_.get()}};
+    return {{"tx_malformed", tx_malformed_.get()},
+            {"tx_errors", tx_errors_.get()},
+            {"rx_truncated", rx_truncated_.get()},
+            {"rx_ip_id_solved", rx_ip_id_solved_.get()}};
   }
 
  private:
@@ -114,11 +123,12 @@ class UdpIo final : public PacketIo {
 
   in_addr ip_;
   int mtu_;
+  bool solve_id_;
   fastpath::UniqueFd fd_;
   std::size_t slot_size_ = 0;
   std::vector<std::uint8_t> slots_;  // kBatch slots: header room, then the datagram
   std::array<sockaddr_in, kBatch> from_{};
-  IoCounter tx_malformed_, tx_errors_, rx_truncated_;
+  IoCounter tx_malformed_, tx_errors_, rx_truncated_, rx_ip_id_solved_;
 };
 
 bool UdpIo::send(std::span<const std::uint8_t> p) {
@@ -166,6 +176,20 @@ void UdpIo::wrap(std::uint8_t* h, std::size_t payload, const sockaddr_in& from) 
   put16(u + 6, 0);  // checksum 0: what rxe sends, and masked out of the ICRC
 }
 
+// rx points into slots_, or into the copy a fault injector over this
+// back-end made: writable memory either way, until the next recv_burst.
+bool UdpIo::repair_icrc(const RxPacket& rx) {
+  if (!solve_id_ || rx.len < kHdrs) return false;
+  const auto id = wire::solve_ip_id(std::span<const std::uint8_t>(rx.data, rx.len));
+  if (!id) return false;
+  auto* h = const_cast<std::uint8_t*>(rx.data);
+  put16(h + 4, *id);
+  put16(h + 10, 0);
+  put16(h + 10, ip_header_checksum(h, 20));
+  ++rx_ip_id_solved_;
+  return true;
+}
+
 std::size_t UdpIo::recv_burst(std::vector<RxPacket>& out, std::size_t max) {
   const std::size_t want = std::min(max, kBatch);
   if (want == 0) return 0;
@@ -203,7 +227,12 @@ std::unique_ptr<PacketIo> open_udp_io(const IoSpec& spec) {
   if (inet_pton(AF_INET, ip.c_str(), &addr) != 1)
     throw std::runtime_error("urdma: udp back-end: ip=" + ip + " is not an IPv4 address (A.B.C.D)");
   const int mtu = static_cast<int>(spec.get_int("mtu", 1500, 576, 9216));
-  return std::make_unique<UdpIo>(addr, mtu);
+  const std::string id = spec.get("ip_id", "zero");
+  if (id != "zero" && id != "solve")
+    throw std::runtime_error("urdma: udp back-end: ip_id=" + id +
+                             " is not zero or solve (solve: recover the IP ID of each packet from its ICRC, for a "
+                             "peer such as rxe that does not send ID 0)");
+  return std::make_unique<UdpIo>(addr, mtu, id == "solve");
 }
 
 }  // namespace urdma

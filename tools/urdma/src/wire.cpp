@@ -185,6 +185,57 @@ std::uint32_t icrc(std::span<const std::uint8_t> pkt) {
   return static_cast<std::uint32_t>(crc);
 }
 
+std::optional<std::uint16_t> solve_ip_id(std::span<const std::uint8_t> pkt) {
+  if (pkt.size() < kIpHdr + kUdpHdr + kBth + kIcrc) return std::nullopt;
+  const std::size_t total = get16(pkt.data() + 2);
+  if (total > pkt.size() || total < kIpHdr + kUdpHdr + kBth + kIcrc) return std::nullopt;
+  std::uint32_t got;
+  std::memcpy(&got, pkt.data() + total - kIcrc, 4);
+  const std::uint16_t id0 = get16(pkt.data() + 4);
+  const std::uint32_t d = le32toh(got) ^ icrc(pkt.first(total - kIcrc));
+  if (d == 0) return id0;
+  // The CRC runs over 8 bytes of 0xff, then the packet without its ICRC; the
+  // ID is at bytes 12-13 of that stream.  Flipping ID bit b changes the CRC
+  // by delta[b], the CRC difference of the 14-byte prefixes carried through
+  // the n bytes that follow (multiplication by x^(8n) mod P, zlib's combine).
+  constexpr std::size_t kPrefix = 8 + 6;
+  const std::size_t n = 8 + total - kIcrc - kPrefix;
+  const uLong op = crc32_combine_gen(static_cast<z_off_t>(n));
+  std::array<std::uint8_t, kPrefix> zeros{};
+  const uLong crc_zeros = crc32(crc32(0L, Z_NULL, 0), zeros.data(), kPrefix);
+  // Gaussian elimination: basis[k] has its highest set bit at k; mask[k] says
+  // which ID bits it is the sum of.
+  std::array<std::uint32_t, 32> basis{};
+  std::array<std::uint16_t, 32> mask{};
+  for (int b = 0; b < 16; ++b) {
+    std::array<std::uint8_t, kPrefix> e{};
+    e[b < 8 ? 13 : 12] = static_cast<std::uint8_t>(1u << (b % 8));
+    const uLong x = crc32(crc32(0L, Z_NULL, 0), e.data(), kPrefix) ^ crc_zeros;
+    auto v = static_cast<std::uint32_t>(crc32_combine_op(x, 0, op));
+    auto m = static_cast<std::uint16_t>(1u << b);
+    for (int k = 31; k >= 0 && v != 0; --k) {
+      if (!(v >> k & 1)) continue;
+      if (basis[k] == 0) {
+        basis[k] = v;
+        mask[k] = m;
+        v = 0;
+      } else {
+        v ^= basis[k];
+        m ^= mask[k];
+      }
+    }
+  }
+  std::uint32_t r = d;
+  std::uint16_t flip = 0;
+  for (int k = 31; k >= 0; --k) {
+    if (!(r >> k & 1)) continue;
+    if (basis[k] == 0) return std::nullopt;  // not a change of the ID alone: damaged
+    r ^= basis[k];
+    flip ^= mask[k];
+  }
+  return static_cast<std::uint16_t>(id0 ^ flip);
+}
+
 ParseError parse(std::span<const std::uint8_t> pkt, Packet& out) {
   if (pkt.size() < kIpHdr + kUdpHdr + kBth + kIcrc) return ParseError::kTruncated;
   const std::uint8_t* ip = pkt.data();

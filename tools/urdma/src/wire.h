@@ -142,6 +142,15 @@ std::size_t build(const Packet& p, std::vector<std::uint8_t>& out);
 // resv8a; seed of 8 bytes of 0xff (the masked LRH).
 std::uint32_t icrc(std::span<const std::uint8_t> ip_packet_without_icrc);
 
+// The IPv4 ID that makes the ICRC of `ip_packet` (a whole RoCE packet, ICRC
+// last) check.  A UDP socket does not see the ID its peer's kernel chose, and
+// the ICRC covers it (rxe sends a random one); the CRC is linear in the ID's
+// 16 bits, so the ID is the solution of a 32 x 16 system over GF(2).  Returns
+// nullopt when no ID makes the ICRC check: the packet is damaged (a damaged
+// packet passes with probability 2^-16: 16 of the CRC's 32 bits are left as a
+// check).  The ID field's own value is ignored.
+std::optional<std::uint16_t> solve_ip_id(std::span<const std::uint8_t> ip_packet);
+
 std::uint16_t ip_checksum(const std::uint8_t* hdr, std::size_t len);
 // rxe's source port for a QP pair with flow label 0 (rdma_get_udp_sport).
 std::uint16_t udp_sport(std::uint32_t lqpn, std::uint32_t rqpn);

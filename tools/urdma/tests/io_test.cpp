@@ -28,6 +28,7 @@
 
 #include "fastpath/unique_fd.h"
 #include "urdma/packet_io.h"
+#include "wire.h"
 
 namespace urdma {
 namespace {
@@ -161,7 +162,9 @@ TEST(IoSpec, NumbersAreCheckedWithTheirRange) {
 
 TEST(OpenPacketIo, RejectsUnknownBackendsKeysAndValues) {
   expect_error([] { open_packet_io("tcp:ip=1.2.3.4"); }, "unknown packet I/O back-end 'tcp'");
-  expect_error([] { open_packet_io("udp:ip=127.0.0.1,mut=9000"); }, "unknown key 'mut'; valid keys: ip, corrupt");
+  expect_error([] { open_packet_io("udp:ip=127.0.0.1,mut=9000"); },
+               "unknown key 'mut'; valid keys: ip, ip_id, corrupt");
+  expect_error([] { open_packet_io("udp:ip=127.0.0.1,ip_id=guess"); }, "ip_id=guess is not zero or solve");
   expect_error([] { open_packet_io("dpdk:ip=10.1.1.1,drop=2"); }, "drop=2 is not a number in [0, 1]");
   expect_error([] { open_packet_io("udp:ip=not-an-ip"); }, "ip=not-an-ip is not an IPv4 address");
   expect_error([] { open_packet_io("udp:mtu=1500"); }, "no address; pass ip=A.B.C.D");
@@ -424,6 +427,47 @@ TEST(UdpIo, TwoEndsOnLoopbackExchangeAReconstructedPacket) {
   EXPECT_EQ(b->recv_burst(rx, 4), 4u);
   EXPECT_EQ(b->recv_burst(rx, 32), 6u);
   EXPECT_EQ(b->recv_burst(rx, 32), 0u);
+}
+
+// rxe sends each packet with an IP ID of its own choosing, which a socket
+// does not see and the ICRC covers: with ip_id=solve the back-end recovers
+// it from the ICRC; without, the packet fails its ICRC check.
+TEST(UdpIo, SolvesThePeersIpIdWhenAsked) {
+  std::string why;
+  auto a = open_udp_or_skip("127.0.77.6,ip_id=solve", why);
+  auto b = a ? open_udp_or_skip("127.0.77.7", why) : nullptr;
+  if (!b) GTEST_SKIP() << "cannot bind the test addresses: " << why;
+  EXPECT_EQ(a->describe(), "udp 127.0.77.6:4791 mtu=1500 ip_id=solve");
+  const std::uint8_t data[] = {'r', 'x', 'e'};
+  auto rxe_like = [&](const char* src, const char* dst) {
+    wire::Packet p;
+    p.src_ip = addr(src).s_addr;
+    p.dst_ip = addr(dst).s_addr;
+    p.src_port = 4791;
+    p.ip_id = 0x4242;  // in the ICRC; the kernel puts 0 on the wire
+    p.opcode = wire::kSendOnly;
+    p.dest_qp = 0x11;
+    p.payload = data;
+    std::vector<std::uint8_t> out;
+    wire::build(p, out);
+    return out;
+  };
+  wire::Packet got;
+  ASSERT_TRUE(b->send(rxe_like("127.0.77.7", "127.0.77.6")));
+  std::vector<RxPacket> rx;
+  wait_rx(*a, rx, std::chrono::seconds(2));
+  ASSERT_EQ(rx.size(), 1u);
+  const std::span<const std::uint8_t> pa(rx[0].data, rx[0].len);
+  EXPECT_EQ(wire::parse(pa, got), wire::ParseError::kBadIcrc) << "ID 0 first";
+  ASSERT_TRUE(a->repair_icrc(rx[0]));
+  EXPECT_EQ(wire::parse(pa, got), wire::ParseError::kOk);
+  EXPECT_EQ(a->counters().at("rx_ip_id_solved"), 1u);
+
+  ASSERT_TRUE(a->send(rxe_like("127.0.77.6", "127.0.77.7")));
+  rx.clear();
+  wait_rx(*b, rx, std::chrono::seconds(2));
+  ASSERT_EQ(rx.size(), 1u);
+  EXPECT_FALSE(b->repair_icrc(rx[0])) << "ip_id=zero (the default) trusts ID 0 and keeps the whole ICRC";
 }
 
 TEST(UdpIo, BindErrorsNameTheCauseAndTheFix) {

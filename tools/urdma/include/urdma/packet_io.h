@@ -76,6 +76,11 @@ class PacketIo {
   // by the link layer, injected faults), by name; empty if there are none.
   // Callable from any thread.
   virtual std::map<std::string, std::uint64_t> counters() const { return {}; }
+  // A packet from recv_burst whose ICRC did not check.  A back-end that
+  // rebuilt the IPv4 header without seeing all of it (udp: the IP ID) may
+  // fix the header in place so that it checks, and return true to have the
+  // packet parsed again.
+  virtual bool repair_icrc(const RxPacket& /*rx*/) { return false; }
 };
 
 // A back-end counter: bumped by the engine thread only, read from any thread
