@@ -241,13 +241,25 @@ u_netem_window() {
 	local args=("$@")
 	rm -f "$U_WORK/netem.drops" "$U_WORK/netem.stats"
 	(
-		base=$(($(u_if_stat $U_IF_A rx_packets) + $(u_if_stat $U_IF_A tx_packets)))
-		for ((i = 0; i < 1200; i++)); do
-			now=$(($(u_if_stat $U_IF_A rx_packets) + $(u_if_stat $U_IF_A tx_packets)))
-			((now - base >= 20)) && break
-			sleep 0.1
+		# builtins only while waiting: under TCG a fork costs milliseconds,
+		# and a fast run must not end before the window opens
+		frames() { # sets F (no $(...): that forks too)
+			local rx tx
+			read -r rx </sys/class/net/$U_IF_A/statistics/rx_packets
+			read -r tx </sys/class/net/$U_IF_A/statistics/tx_packets
+			F=$((rx + tx))
+		}
+		local nap base
+		exec {nap}<> <(:) # a pipe nobody writes: read -t on it is a sleep without a fork
+		frames
+		base=$F
+		for ((i = 0; i < 6000; i++)); do
+			frames
+			((F - base >= 20)) && break
+			read -rt 0.02 -u $nap || true
 		done
-		u_netem $U_IF_A "${args[@]}" && u_netem $U_IF_B "${args[@]}" || exit 1
+		u_netem $U_IF_A "${args[@]}" && u_netem $U_IF_B "${args[@]}" ||
+			{ echo "# u_netem_window: tc failed" >&2; exit 1; }
 		sleep "$d"
 		echo "$(u_netem_drops $U_IF_A) $(u_netem_drops $U_IF_B)" >"$U_WORK/netem.drops"
 		{ tc -s qdisc show dev $U_IF_A; tc -s qdisc show dev $U_IF_B; } >"$U_WORK/netem.stats"
@@ -256,7 +268,9 @@ u_netem_window() {
 	) &
 	U_NETEM_PID=$!
 }
-# Waits for the window to close; prints "dropped A B".
+# Waits for the window to close; prints "dropped A B".  Call it in the shell
+# that opened the window (not in $(...) or <(...)): only there is the window
+# a child that wait can wait for.
 u_netem_window_end() {
 	wait "$U_NETEM_PID" 2>/dev/null
 	cat "$U_WORK/netem.drops" 2>/dev/null

@@ -89,7 +89,8 @@ if u_netem_window 3 loss 5% reorder 10% delay 1ms; then
 	ok=0
 	u_pair rcpp-netem 120 $p "ibv_rc_pingpong -d $RXE0 -g 1 -p $p -n 3000 -c" \
 		"ibv_rc_pingpong -d $RXE1 -g 1 -p $p -n 3000 -c $URDMA_TCP" && ok=1
-	read -r da db < <(u_netem_window_end)
+	u_netem_window_end >"$U_WORK/netem.end"
+	read -r da db <"$U_WORK/netem.end"
 	grep -E 'qdisc|Sent' "$U_WORK/netem.stats" | paste - - | tr -s ' \t' ' ' | sed 's/^/#   /'
 	u_hw_counters $RXE0 >"$U_WORK/n0.after"
 	echo "# netem dropped $da packets on $U_IF_A, $db on $U_IF_B; $RXE0:" \
