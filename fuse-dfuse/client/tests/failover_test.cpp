@@ -212,7 +212,7 @@ class KernelNode {
 
 TEST(LeasedEtcd, UnreachableEtcdAtStartIsAClearError) {
   TempDir dir("dfuse-ha");
-  const std::string endpoint = "127.0.0.1:" + std::to_string(fastpath::etcd::test::free_port());
+  const std::string endpoint = "127.0.0.1:" + std::to_string(fastpath::free_loopback_port());
   const std::string log = dir.path() + "/leased.log";
   const auto t0 = Clock::now();
   const pid_t pid = ServiceProcess::spawn({DFUSE_LEASED_BIN, "--listen", "127.0.0.1:0", "--etcd", endpoint}, log);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "chain.h"
+#include "fastpath/process.h"
 
 namespace fastpath::rubble {
 
@@ -34,8 +35,8 @@ struct NodeProcess {
 };
 
 // Starts binary with args in the background, stdout and stderr going to
-// log.  Throws std::runtime_error when it cannot be started.
-pid_t spawn_process(const std::string& binary, const std::vector<std::string>& args, const std::string& log);
+// log (fastpath/process.h).
+using fastpath::spawn_process;
 // Spawns rubble-node with args, its output going to log; waits until it
 // writes ready_file.  Throws std::runtime_error with the end of its log when
 // it exits first or takes longer than timeout_s.
@@ -49,8 +50,8 @@ int run_command(const std::string& binary, const std::vector<std::string>& args,
                 double timeout_s);
 // SIGKILL (a crash: no clean-up at all), then reaps it.
 void kill_node(pid_t pid);
-// The last lines of a log file.
-std::string log_tail(const std::string& path, std::size_t max_bytes = 2000);
+// The end of a log file (fastpath/process.h).
+using fastpath::log_tail;
 
 class Chain {
  public:

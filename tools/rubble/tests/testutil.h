@@ -10,23 +10,16 @@
 #include <filesystem>
 #include <string>
 
+#include "fastpath/process.h"
 #include "fastpath/temp_dir.h"
 
 namespace fastpath::rubble::test {
 
 using fastpath::TempDir;
 
-// A loopback port nobody listens on (bound, then released).
+// A loopback port nobody listens on (fastpath/process.h).
 inline int closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  return fastpath::free_loopback_port();
 }
 
 }  // namespace fastpath::rubble::test
