@@ -113,11 +113,12 @@ u_gid() { cat /sys/class/infiniband/$1/ports/1/gids/$URDMA_GID_IDX 2>/dev/null; 
 # ---- processes ----
 
 # Waits until something listens on TCP port $1 (or $2 deciseconds pass, or
-# pid $3 dies).
+# pid $3 dies), in network namespace $U_LISTEN_NS if set.
 u_wait_listen() {
-	local port=$1 n=${2:-300} pid=${3:-} i
+	local port=$1 n=${2:-300} pid=${3:-} i ns=()
+	[[ -n ${U_LISTEN_NS:-} ]] && ns=(ip netns exec "$U_LISTEN_NS")
 	for ((i = 0; i < n; i++)); do
-		ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && return 0
+		"${ns[@]}" ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && return 0
 		[[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null && return 1
 		sleep 0.1
 	done

@@ -43,16 +43,6 @@ up() {
 	return 1
 }
 
-# Waits for a TCP listener on port $1 inside the namespace.
-listen_in_ns() {
-	local _
-	for _ in $(seq 300); do
-		ip netns exec $NS ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 u_plan 3
 up || { u_fail "network set-up"; u_exit; }
 
@@ -63,17 +53,7 @@ pp() { # NAME ROLE ID_MODE TIMEOUT
 	local ur="ip netns exec $NS $UP --backend udp:ip=$U_IP,ip_id=$id --timeout 5 -p $p -s 4096 -n $N -c"
 	case $role in
 	rxe-server) u_pair "$name" "$to" $p "$rc" "$ur $R_IP" ;;
-	urdma-server)
-		local sl=$U_WORK/$name.server.log cl=$U_WORK/$name.client.log spid
-		timeout -k 3 "$to" bash -c "$ur" >"$sl" 2>&1 &
-		spid=$!
-		listen_in_ns $p || echo "# the server did not listen on port $p" >>"$cl"
-		U_CLI_RC=0
-		timeout -k 3 "$to" bash -c "$rc $U_IP" >"$cl" 2>&1 || U_CLI_RC=$?
-		U_SRV_RC=0
-		wait $spid || U_SRV_RC=$?
-		[[ $U_SRV_RC == 0 && $U_CLI_RC == 0 ]]
-		;;
+	urdma-server) U_LISTEN_NS=$NS u_pair "$name" "$to" $p "$ur" "$rc $U_IP" ;;
 	esac
 }
 
